@@ -1,0 +1,39 @@
+"""edgestereo: deep stereo depth estimation, from training to edge deployment.
+
+``import edgestereo`` stays light; the public names below load their modules on first use.
+
+>>> import edgestereo
+>>> "sgbm" in edgestereo.list_models()
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "create_model": "edgestereo.models",
+    "list_models": "edgestereo.models",
+    "load_model": "edgestereo.models",
+    "save_pretrained": "edgestereo.models",
+    "StereoModel": "edgestereo.models",
+    "predict": "edgestereo.api",
+    "StereoResult": "edgestereo.api",
+    "StereoCalibration": "edgestereo.geometry",
+    "EdgeStereoError": "edgestereo.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'edgestereo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,0 +1,1 @@
+"""Command-line applications; argument parsing stops here."""

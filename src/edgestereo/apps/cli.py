@@ -1,0 +1,52 @@
+"""The ``edgestereo`` command. Each sub-command lives in its own module with ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; heavy imports happen inside ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from edgestereo import __version__
+from edgestereo.errors import EdgeStereoError
+
+#: sub-command → module; the order is the order of ``edgestereo --help``.
+COMMANDS = {
+    "infer": "edgestereo.apps.infer",
+    "models": "edgestereo.apps.list_models",
+    "sample": "edgestereo.apps.sample",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgestereo",
+        description="Deep stereo depth estimation: inference, export, training and deployment tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgestereo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except EdgeStereoError as exc:
+        print(f"edgestereo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgestereo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

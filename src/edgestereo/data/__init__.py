@@ -1,0 +1,1 @@
+"""Stereo data: file formats (:mod:`edgestereo.data.io`), samples, data sets."""

@@ -1,0 +1,369 @@
+"""Stereo file formats: PFM, KITTI 16-bit PNG disparity, Middlebury ``calib.txt``, ``.npy``,
+8/16-bit images and binary PLY point clouds.
+
+Every writer is atomic (a temporary file in the destination folder, renamed into place), so an
+interrupted run never leaves a partial file. Every reader raises :class:`~edgestereo.errors.ReadError`
+naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgestereo.errors import EdgeStereoError, ReadError
+
+__all__ = [
+    "MiddleburyCalib",
+    "atomic_path",
+    "read_calib_txt",
+    "read_disparity",
+    "read_image",
+    "read_kitti_disparity",
+    "read_pfm",
+    "read_ply",
+    "write_calib_txt",
+    "write_disparity",
+    "write_image",
+    "write_kitti_disparity",
+    "write_npy",
+    "write_pfm",
+    "write_ply",
+]
+
+
+# --------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
+    except OSError as exc:
+        raise EdgeStereoError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_bytes(path: str | Path) -> bytes:
+    path = Path(path)
+    if not path.exists():
+        raise ReadError(path, "file not found")
+    if path.is_dir():
+        raise ReadError(path, "is a folder, expected a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ReadError(path, f"cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise ReadError(path, "file is empty")
+    return data
+
+
+# --------------------------------------------------------------------------- PFM
+_PFM_HEADER = re.compile(rb"^(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+0-9.eE]+)\s", re.DOTALL)
+
+
+def read_pfm(path: str | Path) -> np.ndarray:
+    """Read a PFM file: ``(H,W)`` float32 for ``Pf``, ``(H,W,3)`` for ``PF``; top row first.
+
+    Both byte orders are read (negative scale = little endian); inf and NaN are kept.
+    """
+    data = _read_bytes(path)
+    match = _PFM_HEADER.match(data)
+    if match is None:
+        raise ReadError(path, "bad PFM header (expected 'PF' or 'Pf', width height, scale)")
+    kind, width, height, scale_text = match.groups()
+    try:
+        scale = float(scale_text)
+    except ValueError:
+        raise ReadError(path, f"bad PFM header: scale {scale_text.decode(errors='replace')!r}") from None
+    if scale == 0:
+        raise ReadError(path, "bad PFM header: scale must not be 0")
+    channels = 3 if kind == b"PF" else 1
+    w, h = int(width), int(height)
+    if w <= 0 or h <= 0:
+        raise ReadError(path, f"bad PFM header: size {w}x{h}")
+    expected = w * h * channels * 4
+    payload = data[match.end() :]
+    if len(payload) < expected:
+        raise ReadError(path, f"truncated PFM data: {len(payload)} of {expected} bytes")
+    dtype = np.dtype("<f4") if scale < 0 else np.dtype(">f4")
+    array = np.frombuffer(payload[:expected], dtype=dtype).astype(np.float32)
+    shape = (h, w, 3) if channels == 3 else (h, w)
+    return np.ascontiguousarray(np.flipud(array.reshape(shape)))
+
+
+def write_pfm(path: str | Path, array: np.ndarray, *, little_endian: bool = True) -> None:
+    """Write ``(H,W)`` or ``(H,W,3)`` float data as PFM (rows stored bottom-up), atomically."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise EdgeStereoError(f"{path}: PFM holds (H,W) or (H,W,3) data, got shape {array.shape}")
+    kind = "PF" if array.ndim == 3 else "Pf"
+    h, w = array.shape[:2]
+    scale = -1.0 if little_endian else 1.0
+    body = np.flipud(array).astype("<f4" if little_endian else ">f4").tobytes()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(f"{kind}\n{w} {h}\n{scale}\n".encode() + body)
+
+
+# --------------------------------------------------------------------------- images
+def read_image(path: str | Path, *, rgb8: bool = True) -> np.ndarray:
+    """Read an image file.
+
+    With ``rgb8`` (default) the result is ``(H,W,3)`` uint8 RGB: grey is replicated to three
+    channels, alpha dropped and 16-bit data scaled to 8 bits. With ``rgb8=False`` the stored
+    values are returned unchanged (uint8 or uint16, ``(H,W)`` or ``(H,W,C)``, RGB order).
+    """
+    data = _read_bytes(path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ReadError(path, "not an image (or an image format OpenCV cannot decode)")
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    if not rgb8:
+        return image
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ReadError(path, f"unsupported image data type {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    elif image.shape[2] == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write a uint8/uint16 image, ``(H,W)`` grey or ``(H,W,3)`` RGB, atomically (format from suffix)."""
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise EdgeStereoError(f"{path}: images are written from uint8 or uint16 data, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim != 2:
+        raise EdgeStereoError(f"{path}: expected (H,W) or (H,W,3) image, got shape {image.shape}")
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise EdgeStereoError(f"{path}: OpenCV could not encode an image with this suffix")
+
+
+# --------------------------------------------------------------------------- KITTI disparity
+def read_kitti_disparity(path: str | Path) -> np.ndarray:
+    """Read a KITTI 16-bit PNG disparity: ``(H,W)`` float32 pixels, NaN where the file stores 0."""
+    raw = read_image(path, rgb8=False)
+    if raw.dtype != np.uint16 or raw.ndim != 2:
+        depth = "16-bit grey" if raw.ndim == 2 else f"{raw.shape[2]}-channel"
+        got = f"{raw.dtype.itemsize * 8}-bit" if raw.dtype != np.uint16 else depth
+        raise ReadError(path, f"wrong bit depth for a KITTI disparity PNG: expected 16-bit grey, got {got}")
+    disparity = raw.astype(np.float32) / 256.0
+    disparity[raw == 0] = np.nan
+    return disparity
+
+
+def write_kitti_disparity(path: str | Path, disparity: np.ndarray) -> None:
+    """Write ``(H,W)`` disparity in pixels as KITTI 16-bit PNG (value·256; 0 where invalid or ≤ 0)."""
+    disparity = np.asarray(disparity, dtype=np.float64)
+    valid = np.isfinite(disparity) & (disparity > 0)
+    scaled = np.clip(np.round(np.where(valid, disparity, 0) * 256.0), 1, 65535)
+    write_image(path, np.where(valid, scaled, 0).astype(np.uint16))
+
+
+# --------------------------------------------------------------------------- npy and dispatch
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Write a ``.npy`` file atomically."""
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+
+
+def _read_npy(path: str | Path) -> np.ndarray:
+    _read_bytes(path)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ReadError(path, f"not a valid .npy file ({exc})") from None
+
+
+def read_disparity(path: str | Path) -> np.ndarray:
+    """Read a disparity map by suffix: ``.pfm``, ``.png`` (KITTI 16-bit) or ``.npy``.
+
+    Returns ``(H,W)`` float32 pixels; invalid pixels are NaN or inf as stored (KITTI 0 becomes NaN).
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pfm":
+        disparity = read_pfm(path)
+    elif suffix == ".png":
+        disparity = read_kitti_disparity(path)
+    elif suffix == ".npy":
+        disparity = _read_npy(path).astype(np.float32)
+    else:
+        raise ReadError(path, f"unknown disparity format {suffix!r} (expected .pfm, .png or .npy)")
+    if disparity.ndim == 3:
+        disparity = disparity[:, :, 0]
+    if disparity.ndim != 2:
+        raise ReadError(path, f"expected a (H,W) disparity map, got shape {disparity.shape}")
+    return disparity
+
+
+def write_disparity(path: str | Path, disparity: np.ndarray) -> None:
+    """Write ``(H,W)`` disparity by suffix: ``.pfm``, ``.png`` (KITTI 16-bit) or ``.npy``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pfm":
+        write_pfm(path, disparity)
+    elif suffix == ".png":
+        write_kitti_disparity(path, disparity)
+    elif suffix == ".npy":
+        write_npy(path, np.asarray(disparity, dtype=np.float32))
+    else:
+        raise EdgeStereoError(f"{path}: unknown disparity format {suffix!r} (expected .pfm, .png or .npy)")
+
+
+# --------------------------------------------------------------------------- Middlebury calib.txt
+@dataclass(frozen=True)
+class MiddleburyCalib:
+    """Middlebury ``calib.txt``: camera matrices (3×3), ``doffs`` (px), ``baseline`` (mm), sizes (px)."""
+
+    cam0: np.ndarray
+    cam1: np.ndarray
+    doffs: float
+    baseline: float
+    width: int
+    height: int
+    ndisp: int
+    vmin: float | None = None
+    vmax: float | None = None
+
+
+_CALIB_REQUIRED = ("cam0", "cam1", "doffs", "baseline", "width", "height", "ndisp")
+
+
+def _parse_matrix(path: str | Path, key: str, text: str) -> np.ndarray:
+    rows = [row.split() for row in text.strip().strip("[]").split(";")]
+    try:
+        matrix = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
+    except ValueError:
+        raise ReadError(path, f"{key} is not a 3x3 matrix: {text.strip()!r}") from None
+    if matrix.shape != (3, 3):
+        raise ReadError(path, f"{key} is not a 3x3 matrix: {text.strip()!r}")
+    return matrix
+
+
+def read_calib_txt(path: str | Path) -> MiddleburyCalib:
+    """Read a Middlebury ``calib.txt`` (``key=value`` lines; ``cam0=[f 0 cx; 0 f cy; 0 0 1]``)."""
+    text = _read_bytes(path).decode("utf-8", errors="replace")
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    missing = [key for key in _CALIB_REQUIRED if key not in values]
+    if missing:
+        raise ReadError(path, f"calibration is missing keys: {', '.join(missing)}")
+
+    def number(key: str) -> float:
+        try:
+            return float(values[key])
+        except ValueError:
+            raise ReadError(path, f"{key} is not a number: {values[key]!r}") from None
+
+    optional = {key: number(key) if key in values else None for key in ("vmin", "vmax")}
+    return MiddleburyCalib(
+        cam0=_parse_matrix(path, "cam0", values["cam0"]),
+        cam1=_parse_matrix(path, "cam1", values["cam1"]),
+        doffs=number("doffs"),
+        baseline=number("baseline"),
+        width=int(number("width")),
+        height=int(number("height")),
+        ndisp=int(number("ndisp")),
+        **optional,
+    )
+
+
+def write_calib_txt(path: str | Path, calib: MiddleburyCalib) -> None:
+    """Write a Middlebury ``calib.txt`` atomically."""
+
+    def matrix(m: np.ndarray) -> str:
+        return "[" + "; ".join(" ".join(f"{v:g}" for v in row) for row in m) + "]"
+
+    lines = [
+        f"cam0={matrix(calib.cam0)}",
+        f"cam1={matrix(calib.cam1)}",
+        f"doffs={calib.doffs:g}",
+        f"baseline={calib.baseline:g}",
+        f"width={calib.width}",
+        f"height={calib.height}",
+        f"ndisp={calib.ndisp}",
+    ]
+    lines += [f"{key}={value:g}" for key, value in (("vmin", calib.vmin), ("vmax", calib.vmax)) if value is not None]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- PLY
+_PLY_XYZ = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+_PLY_RGB = [("red", "u1"), ("green", "u1"), ("blue", "u1")]
+
+
+def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = None) -> None:
+    """Write a binary little-endian PLY: ``points`` (N,3) float, optional ``colors`` (N,3) uint8."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    fields = _PLY_XYZ + (_PLY_RGB if colors is not None else [])
+    vertices = np.empty(len(points), dtype=fields)
+    vertices["x"], vertices["y"], vertices["z"] = points.T
+    if colors is not None:
+        colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
+        if len(colors) != len(points):
+            raise EdgeStereoError(f"{path}: {len(points)} points but {len(colors)} colours")
+        vertices["red"], vertices["green"], vertices["blue"] = colors.T
+    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(points)}"]
+    header += ["property float x", "property float y", "property float z"]
+    if colors is not None:
+        header += ["property uchar red", "property uchar green", "property uchar blue"]
+    header.append("end_header")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(("\n".join(header) + "\n").encode("ascii") + vertices.tobytes())
+
+
+def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a binary little-endian PLY written by :func:`write_ply`: ``(points, colors or None)``."""
+    data = _read_bytes(path)
+    end = data.find(b"end_header\n")
+    if not data.startswith(b"ply\n") or end < 0:
+        raise ReadError(path, "not a PLY file")
+    header = data[:end].decode("ascii", errors="replace").splitlines()
+    if "format binary_little_endian 1.0" not in header:
+        raise ReadError(path, "only binary little-endian PLY is supported")
+    count = next((int(line.split()[2]) for line in header if line.startswith("element vertex")), None)
+    if count is None:
+        raise ReadError(path, "PLY has no vertex element")
+    has_color = "property uchar red" in header
+    dtype = np.dtype(_PLY_XYZ + (_PLY_RGB if has_color else []))
+    body = data[end + len(b"end_header\n") :]
+    if len(body) < count * dtype.itemsize:
+        raise ReadError(path, f"truncated PLY data: {len(body)} of {count * dtype.itemsize} bytes")
+    vertices = np.frombuffer(body[: count * dtype.itemsize], dtype=dtype)
+    points = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
+    colors = np.stack([vertices[c] for c in ("red", "green", "blue")], axis=1) if has_color else None
+    return points, colors

@@ -1,0 +1,22 @@
+"""The one exception class for user mistakes (bad files, options, checkpoints).
+
+The CLI turns an :class:`EdgeStereoError` into a one-line message and exit code 2; anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgeStereoError(Exception):
+    """A problem the user can fix: the message names the file, key, option or shape at fault."""
+
+
+class ReadError(EdgeStereoError):
+    """A file could not be read; ``path`` is the file and the message says what is wrong with it."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")

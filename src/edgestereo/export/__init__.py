@@ -1,0 +1,1 @@
+"""Export: ONNX writing, graph checks per target profile, quantization."""

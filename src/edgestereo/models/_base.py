@@ -1,0 +1,93 @@
+"""The one model contract every stereo network in edgestereo follows.
+
+``model(left, right)``: float RGB ``(B,3,H,W)`` in [0,255] → disparity ``(B,1,H,W)`` in pixels of
+the input resolution. Normalisation lives inside the model, so every runtime feeds the same tensor.
+H and W must be multiples of ``model.divisor`` (:class:`~edgestereo.runtime.padding.InputPadder`
+pads and crops back). ``forward_train`` may return several predictions for the loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from edgestereo.errors import EdgeStereoError
+
+__all__ = ["StereoModel", "build_config", "check_stereo_inputs"]
+
+
+def build_config(base: Any, overrides: dict[str, Any]) -> Any:
+    """``dataclasses.replace(base, **overrides)`` with an error that names unknown keys."""
+    names = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise EdgeStereoError(
+            f"unknown option(s) {', '.join(unknown)} for {type(base).__name__}; "
+            f"known: {', '.join(sorted(names))}"
+        )
+    return dataclasses.replace(base, **overrides)
+
+
+def check_stereo_inputs(left: Tensor, right: Tensor, divisor: int = 1) -> None:
+    """Raise if ``left``/``right`` are not matching (B,3,H,W) tensors with H, W divisible by ``divisor``."""
+    if left.dim() != 4 or left.shape[1] != 3:
+        raise EdgeStereoError(f"expected left of shape (B,3,H,W), got {tuple(left.shape)}")
+    if left.shape != right.shape:
+        raise EdgeStereoError(f"left {tuple(left.shape)} and right {tuple(right.shape)} shapes differ")
+    h, w = left.shape[-2:]
+    if h % divisor or w % divisor:
+        raise EdgeStereoError(f"input size {h}x{w} is not a multiple of {divisor}; pad with InputPadder")
+
+
+class StereoModel(nn.Module):
+    """Base class of every registered model.
+
+    Subclasses set ``divisor`` (H and W must be multiples of it), ``config`` (a frozen dataclass)
+    and implement :meth:`forward`. Deploy-time op switches are found by :meth:`deploy` on any
+    sub-module with a ``switch_to_deploy(enabled)`` method; the ``state_dict`` never changes.
+    """
+
+    divisor: int = 1
+    #: False for models that are not ONNX-exportable networks (the classical SGBM baseline).
+    exportable: ClassVar[bool] = True
+    #: the registry name, set by ``create_model``.
+    model_name: str = ""
+    config: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._deploy_mode = False
+
+    @property
+    def is_deploy(self) -> bool:
+        """Whether the deploy (export-safe) path is active."""
+        return self._deploy_mode
+
+    def deploy(self, enabled: bool = True) -> StereoModel:
+        """Switch every op with a deploy twin to its export-safe path (same weights). Returns self."""
+        for module in self.modules():
+            switch = getattr(module, "switch_to_deploy", None)
+            if module is not self and callable(switch):
+                switch(enabled)
+        self._deploy_mode = enabled
+        return self
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) pixels."""
+        raise NotImplementedError
+
+    def forward_train(self, left: Tensor, right: Tensor) -> list[Tensor] | dict[str, Any]:
+        """Predictions for the training loss; by default the single output of :meth:`forward`."""
+        return [self(left, right)]
+
+    @torch.no_grad()
+    def example_inputs(self, height: int, width: int, batch: int = 1) -> tuple[Tensor, Tensor]:
+        """Random RGB inputs of a valid size, on the model's device (for export and benchmarks)."""
+        device = next(self.parameters(), torch.empty(0)).device
+        generator = torch.Generator().manual_seed(0)
+        left = torch.rand(batch, 3, height, width, generator=generator) * 255
+        right = torch.roll(left, shifts=-4, dims=-1)
+        return left.to(device), right.to(device)

@@ -1,0 +1,212 @@
+"""Reading, checking and writing weights.
+
+Published ``.pth``/``.ckpt`` files are read with ``torch.load(weights_only=True)`` and never
+unpickled otherwise; edgestereo's own format is safetensors with the model name and config in its
+header (and the same config in a ``.json`` beside it, for people).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from edgestereo.errors import EdgeStereoError, ReadError
+
+if TYPE_CHECKING:
+    from edgestereo.models._base import StereoModel
+    from edgestereo.models._registry import ModelEntry
+
+__all__ = [
+    "Checkpoint",
+    "load_model",
+    "load_pretrained",
+    "load_state_dict_strict",
+    "read_checkpoint",
+    "save_pretrained",
+]
+
+_FORMAT = "edgestereo-v1"
+
+
+@dataclass
+class Checkpoint:
+    """A state dict (``module.`` prefixes removed) and what else the file carried."""
+
+    state_dict: dict[str, torch.Tensor]
+    #: edgestereo files: ``model`` and ``config``; Lightning files: ``hyper_parameters``.
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    if state_dict and all(key.startswith(prefix) for key in state_dict):
+        return {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def _tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) -> Checkpoint:
+    """Read weights from safetensors or a PyTorch file (``weights_only=True``).
+
+    Recognises bare state dicts and ``{"state_dict": …}`` (Lightning, with ``hyper_parameters``),
+    ``{"model": …}`` and ``{"model_state_dict": …}`` wrappers; strips ``module.`` (DataParallel).
+    ``safe_globals`` extends what ``weights_only`` may rebuild (for published files that pickle
+    plain objects beside their tensors).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReadError(path, "checkpoint file not found")
+    if path.stat().st_size == 0:
+        raise ReadError(path, "checkpoint file is empty")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        if safe_globals:
+            with torch.serialization.safe_globals(safe_globals):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
+        raise ReadError(
+            path, f"refused to load: the file pickles objects other than tensors (weights_only=True): {first}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ReadError(path, f"not a PyTorch checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    meta: dict[str, Any] = {}
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        obj = obj["state_dict"]
+    elif isinstance(obj, dict) and not _tensor_dict(obj):
+        for key in ("model", "model_state_dict", "net", "params"):
+            if _tensor_dict(obj.get(key)):
+                meta = {k: v for k, v in obj.items() if k != key}
+                obj = obj[key]
+                break
+    if not _tensor_dict(obj):
+        raise ReadError(path, "no state dict of tensors found in the checkpoint")
+    return Checkpoint(_strip_prefix(dict(obj), "module."), meta, path)
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+            state_dict = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ReadError(path, f"not a valid safetensors file ({exc})") from None
+    meta: dict[str, Any] = {}
+    if header.get("format") == _FORMAT:
+        meta = {"model": header.get("model", ""), "config": json.loads(header.get("config", "{}"))}
+    return Checkpoint(_strip_prefix(state_dict, "module."), meta, path)
+
+
+def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load with strict key and shape checks; the error names the first few offending keys."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    misshaped = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            more = f" (+{len(keys) - 4} more)" if len(keys) > 4 else ""
+            problems.append(f"{len(keys)} {label}: {', '.join(keys[:4])}{more}")
+    if problems:
+        name = getattr(model, "model_name", "") or type(model).__name__
+        raise EdgeStereoError(f"{source} does not fit {name}: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _config_from_json(base_config: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """JSON lists back to tuples where the config field holds a tuple."""
+    out = {}
+    for f in dataclasses.fields(base_config):
+        if f.name in values:
+            value = values[f.name]
+            default = getattr(base_config, f.name)
+            out[f.name] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
+    return out
+
+
+def load_pretrained(entry: ModelEntry, path: Path, config: dict[str, Any]) -> StereoModel:
+    """Build ``entry`` from a checkpoint file: the file's config, then ``config`` on top of it."""
+    checkpoint = read_checkpoint(path)
+    saved_name = checkpoint.meta.get("model")
+    if saved_name and saved_name != entry.name:
+        raise EdgeStereoError(f"{path} holds weights of {saved_name!r}, not {entry.name!r}")
+    base = entry.factory()
+    merged = {**_config_from_json(base.config, checkpoint.meta.get("config", {})), **config}
+    state_dict = checkpoint.state_dict
+    adapter = getattr(base, "adapt_checkpoint", None)
+    if callable(adapter):
+        state_dict, merged = adapter(checkpoint, merged)
+    model = entry.factory(**merged)
+    model.model_name = entry.name
+    load_state_dict_strict(model, state_dict, str(path))
+    return model
+
+
+def packaged_weights_path(entry: ModelEntry) -> Path:
+    """The weights file shipped inside the package for ``entry``."""
+    from edgestereo.models._registry import _REGISTRY
+
+    if not entry.packaged_weights:
+        shipped = sorted(e.name for e in _REGISTRY.values() if e.packaged_weights)
+        listed = ", ".join(shipped) if shipped else "none yet"
+        raise EdgeStereoError(f"no weights ship with edgestereo for {entry.name!r} (models with weights: {listed})")
+    path = Path(str(resources.files("edgestereo") / "weights" / entry.packaged_weights))
+    if not path.is_file():
+        raise EdgeStereoError(f"packaged weights {path} are missing from this installation")
+    return path
+
+
+def save_pretrained(model: StereoModel, path: str | Path) -> Path:
+    """Write ``model`` as safetensors (name and config in the header) plus ``<stem>.json``, atomically."""
+    from safetensors.torch import save_file
+
+    from edgestereo.data.io import atomic_path
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise EdgeStereoError(f"{path}: weights are saved as .safetensors")
+    if not model.model_name:
+        raise EdgeStereoError("model has no registry name; build it with create_model()")
+    config = dataclasses.asdict(model.config) if model.config is not None else {}
+    header = {"format": _FORMAT, "model": model.model_name, "config": json.dumps(config)}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps({"model": model.model_name, "config": config}, indent=2) + "\n")
+    return path
+
+
+def load_model(path: str | Path, *, deploy: bool = False) -> StereoModel:
+    """Load a model saved by :func:`save_pretrained`: the name and config come from the file."""
+    from edgestereo.models._registry import create_model
+
+    checkpoint = read_checkpoint(path)
+    name = checkpoint.meta.get("model")
+    if not name:
+        raise ReadError(path, "not an edgestereo weights file (no model name in its header); "
+                        "use create_model(name, pretrained=path)")
+    return create_model(name, pretrained=path, deploy=deploy)

@@ -1,0 +1,1 @@
+"""Deploy-safe ops, each beside its reference twin, for parity tests."""

@@ -1,0 +1,1 @@
+"""Runtimes: padding, pre/post-processing and predictors (PyTorch, ONNX Runtime) behind one interface."""

@@ -1,0 +1,77 @@
+"""Predictors: one interface that the apps call, whatever runs underneath.
+
+A predictor maps a stereo pair of (H,W,3) uint8 RGB images to an (H,W) float32 disparity in
+pixels, handling padding, devices and precision itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models._base import StereoModel
+from edgestereo.runtime.padding import InputPadder
+
+__all__ = ["Predictor", "TorchPredictor", "resolve_device", "to_tensor"]
+
+
+class Predictor(Protocol):
+    """What the apps need from a runtime."""
+
+    name: str
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        ...
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``None``/"auto" → CUDA when available, else CPU; otherwise the named device (checked)."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise EdgeStereoError(f"unknown device {device!r} (use cpu, cuda, cuda:N or auto)") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise EdgeStereoError(f"device {device!r} asked for, but CUDA is not available here")
+    return resolved
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(H,W,3) uint8 RGB → (1,3,H,W) float32 in [0,255]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(device)
+
+
+class TorchPredictor:
+    """Runs a :class:`StereoModel` in PyTorch; ``precision`` "fp32", "bf16" or "fp16" (autocast)."""
+
+    def __init__(self, model: StereoModel, device: str | torch.device | None = None, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise EdgeStereoError(f"unknown precision {precision!r} (fp32, bf16, fp16)")
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        if precision == "fp16" and self.device.type != "cuda":
+            raise EdgeStereoError("fp16 autocast needs a CUDA device; use bf16 on the CPU")
+        self.model = model.to(self.device).eval()
+        self.precision = precision
+        self.name = model.model_name or type(model).__name__
+
+    def _autocast(self):
+        if self.precision == "fp32" or not self.model.exportable:
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    @torch.inference_mode()
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        left_t, right_t = to_tensor(left, self.device), to_tensor(right, self.device)
+        padder = InputPadder(left_t.shape, self.model.divisor)
+        left_t, right_t = padder.pad(left_t, right_t)
+        with self._autocast():
+            disparity = self.model(left_t, right_t)
+        return padder.unpad(disparity)[0, 0].float().cpu().numpy()
