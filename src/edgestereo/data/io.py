@@ -310,18 +310,18 @@ def write_calib_txt(path: str | Path, calib: MiddleburyCalib) -> None:
     """Write a Middlebury ``calib.txt`` atomically."""
 
     def matrix(m: np.ndarray) -> str:
-        return "[" + "; ".join(" ".join(f"{v:g}" for v in row) for row in m) + "]"
+        return "[" + "; ".join(" ".join(f"{v:.10g}" for v in row) for row in m) + "]"
 
     lines = [
         f"cam0={matrix(calib.cam0)}",
         f"cam1={matrix(calib.cam1)}",
-        f"doffs={calib.doffs:g}",
-        f"baseline={calib.baseline:g}",
+        f"doffs={calib.doffs:.10g}",
+        f"baseline={calib.baseline:.10g}",
         f"width={calib.width}",
         f"height={calib.height}",
         f"ndisp={calib.ndisp}",
     ]
-    lines += [f"{key}={value:g}" for key, value in (("vmin", calib.vmin), ("vmax", calib.vmax)) if value is not None]
+    lines += [f"{key}={value:.10g}" for key, value in (("vmin", calib.vmin), ("vmax", calib.vmax)) if value is not None]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pickle
-import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -82,8 +81,9 @@ def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) 
         raise ReadError(
             path, f"refused to load: the file pickles objects other than tensors (weights_only=True): {first}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ReadError(path, f"not a PyTorch checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    except Exception as exc:  # torch.load raises many types on a file that is not a checkpoint
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ReadError(path, f"not a PyTorch checkpoint ({type(exc).__name__}: {detail})") from None
     meta: dict[str, Any] = {}
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         meta = {k: v for k, v in obj.items() if k != "state_dict"}
