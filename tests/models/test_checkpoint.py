@@ -47,7 +47,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path, capsys):
 def test_not_a_checkpoint(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("just text")
-    with pytest.raises(ReadError, match="not a PyTorch checkpoint|refused"):
+    with pytest.raises(ReadError, match=r"not a PyTorch checkpoint|refused"):
         read_checkpoint(path)
     with pytest.raises(ReadError, match="not found"):
         read_checkpoint(tmp_path / "missing.pth")

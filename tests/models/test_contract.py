@@ -67,9 +67,9 @@ def test_save_and_load_round_trip(model, tmp_path):
 
 
 def test_registry_errors():
-    with pytest.raises(EdgeStereoError, match="unknown model 'sgbn'.*Did you mean sgbm"):
+    with pytest.raises(EdgeStereoError, match=r"unknown model 'sgbn'.*Did you mean sgbm"):
         create_model("sgbn")
-    with pytest.raises(EdgeStereoError, match="unknown option.*not_a_field"):
+    with pytest.raises(EdgeStereoError, match=r"unknown option.*not_a_field"):
         create_model("sgbm", not_a_field=1)
 
 
