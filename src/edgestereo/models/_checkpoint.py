@@ -202,11 +202,20 @@ def save_pretrained(model: StereoModel, path: str | Path) -> Path:
 
 def load_model(path: str | Path, *, deploy: bool = False) -> StereoModel:
     """Load a model saved by :func:`save_pretrained`: the name and config come from the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import safe_open
+
     from edgestereo.models._registry import create_model
 
-    checkpoint = read_checkpoint(path)
-    name = checkpoint.meta.get("model")
-    if not name:
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise ReadError(path, "expected an edgestereo .safetensors weights file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ReadError(path, f"not a valid safetensors file ({exc})") from None
+    if header.get("format") != _FORMAT or not header.get("model"):
         raise ReadError(path, "not an edgestereo weights file (no model name in its header); "
                         "use create_model(name, pretrained=path)")
-    return create_model(name, pretrained=path, deploy=deploy)
+    return create_model(header["model"], pretrained=path, deploy=deploy)
