@@ -75,6 +75,15 @@ class StereoModel(nn.Module):
         self._deploy_mode = enabled
         return self
 
+    def export_uses_deploy(self, profile: str) -> bool:
+        """Whether ONNX export for ``profile`` ("npu4d", "tensorrt", "generic") traces the deploy path.
+
+        The NPU profile needs the export-safe ops; TensorRT and ONNX Runtime run the reference ops
+        (GridSample, 5-D volumes) natively, so by default they keep the reference path. A family
+        overrides this when its deploy path is also the better graph for another target.
+        """
+        return profile == "npu4d"
+
     def forward(self, left: Tensor, right: Tensor) -> Tensor:  # pragma: no cover - abstract
         """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) pixels."""
         raise NotImplementedError

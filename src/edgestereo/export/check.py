@@ -1,0 +1,315 @@
+"""Check an ONNX graph against what a deployment target accepts.
+
+Profiles:
+
+* ``npu4d`` — mobile/automotive NPUs (Qualcomm HTP, Horizon BPU …): every tensor at most 4-D, no
+  GridSample, Einsum, Scatter/ScatterND/ScatterElements, NonZero, Loop or If, no operator outside
+  the standard ONNX domain, no dynamic dimension. QuantizeLinear/DequantizeLinear are fine.
+* ``tensorrt`` — every operator on TensorRT's ONNX support list (:data:`TENSORRT_OPS`), opset within
+  what TensorRT parses, static shapes.
+* ``generic`` — whatever ONNX Runtime (CPU) can build a session for.
+
+All profiles run the ONNX checker and report tensors whose rank shape inference cannot find.
+Works on any ONNX file, not only edgestereo's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgestereo.errors import EdgeStereoError, ReadError
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "NPU4D_BANNED_OPS",
+    "PROFILES",
+    "TENSORRT_OPS",
+    "CheckReport",
+    "Violation",
+    "check_onnx",
+    "load_onnx",
+]
+
+PROFILES = ("npu4d", "tensorrt", "generic")
+NPU4D_MAX_RANK = 4
+#: ops NPU compilers reject or run on the CPU: data-dependent gathers/scatters, sampling, control flow.
+NPU4D_BANNED_OPS = frozenset(
+    {"GridSample", "Einsum", "Scatter", "ScatterND", "ScatterElements", "NonZero", "Loop", "If"}
+)
+
+#: ONNX operators marked supported ("Y") in TensorRT's ONNX operator support matrix,
+#: onnx-tensorrt docs/operators.md of the "ONNX-TensorRT 10.1 GA release" (commit 96e7811, TensorRT 10.0,
+#: opsets 9 to 20). Restrictions listed there (e.g. Resize modes, 2-D/3-D pooling only) are not checked.
+_TENSORRT_OPS_TABLE = """
+    Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike
+    Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace
+    DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements
+    GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample
+    GroupNormalization GRU HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf
+    IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool
+    MatMul Max MaxPool Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot
+    Or Pad ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform
+    RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean
+    ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN RoiAlign Round
+    ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice
+    Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK
+    Transpose Trilu Unsqueeze Upsample Where Xor
+"""
+TENSORRT_OPS = frozenset(_TENSORRT_OPS_TABLE.split())
+TENSORRT_OPSETS = (9, 20)
+_STANDARD_DOMAINS = ("", "ai.onnx")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason the graph does not fit the profile; ``node`` names the node (or graph input,
+    initializer) at fault."""
+
+    node: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.reason}"
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_onnx` found."""
+
+    source: str
+    profile: str
+    opset: int
+    #: op type (with its domain when not standard ONNX) → number of nodes, subgraphs included.
+    op_histogram: Counter[str]
+    #: highest rank among the tensors whose rank shape inference found (0 for an empty graph).
+    max_rank: int
+    violations: list[Violation] = field(default_factory=list)
+    #: tensors whose rank shape inference could not find.
+    unknown_rank: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the graph fits the profile."""
+        return not self.violations
+
+    @property
+    def num_nodes(self) -> int:
+        return sum(self.op_histogram.values())
+
+    def format(self) -> str:
+        """A human-readable report: header, op histogram, max rank, violations."""
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(self.op_histogram.items(), key=lambda kv: (-kv[1], kv[0])))
+        lines = [
+            f"file        {self.source}",
+            f"profile     {self.profile} (opset {self.opset}, {self.num_nodes} nodes)",
+            f"ops         {ops or '-'}",
+            f"max rank    {self.max_rank}",
+        ]
+        if self.unknown_rank:
+            more = f" (+{len(self.unknown_rank) - 8} more)" if len(self.unknown_rank) > 8 else ""
+            lines.append(f"rank unknown {len(self.unknown_rank)}: {', '.join(self.unknown_rank[:8])}{more}")
+        if self.ok:
+            lines.append(f"result      ok: fits {self.profile}")
+        else:
+            lines.append(f"result      {len(self.violations)} violation(s) of {self.profile}:")
+            lines.extend(f"  {v}" for v in self.violations)
+        return "\n".join(lines)
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """Read an ONNX file's graph (external weights are not loaded); ReadError if it is not ONNX."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReadError(path, "file not found" if not path.exists() else "is not a file")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
+        raise ReadError(path, f"not an ONNX file ({str(exc).splitlines()[0][:120] if str(exc) else 'decode error'})")\
+            from None
+    if not proto.graph.node and not proto.graph.output:
+        raise ReadError(path, "not an ONNX file (no graph in it)")
+    return proto
+
+
+def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every subgraph of Loop/If/Scan bodies, depth first."""
+    import onnx
+
+    yield graph
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(attribute.g)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for sub in attribute.graphs:
+                    yield from _graphs(sub)
+
+
+def _node_label(node: onnx.NodeProto, index: int) -> str:
+    return node.name or f"{node.op_type}#{index}"
+
+
+def _op_key(node: onnx.NodeProto) -> str:
+    return node.op_type if node.domain in _STANDARD_DOMAINS else f"{node.domain}::{node.op_type}"
+
+
+def _dims(tensor_type: onnx.TypeProto.Tensor) -> list[str] | None:
+    """Dimension strings ("3", "batch", "?") or None when the rank is unknown."""
+    if not tensor_type.HasField("shape"):
+        return None
+    out = []
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value"):
+            out.append(str(dim.dim_value))
+        else:
+            out.append(dim.dim_param or "?")
+    return out
+
+
+class _Collector:
+    """Tensor shapes and producers of one model, after shape inference."""
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.shapes: dict[str, list[str] | None] = {}
+        self.producer: dict[str, str] = {}
+        self.node_outputs: list[str] = []
+        self.graph_inputs: set[str] = set()
+        for graph in _graphs(proto.graph):
+            for init in graph.initializer:
+                self.shapes[init.name] = [str(d) for d in init.dims]
+                self.producer[init.name] = f"initializer {init.name}"
+            for value in [*graph.input, *graph.output, *graph.value_info]:
+                if value.type.HasField("tensor_type"):
+                    dims = _dims(value.type.tensor_type)
+                    if dims is not None or value.name not in self.shapes:
+                        self.shapes[value.name] = dims
+            for value in graph.input:
+                self.graph_inputs.add(value.name)
+                self.producer.setdefault(value.name, f"graph input {value.name}")
+            for index, node in enumerate(graph.node):
+                label = _node_label(node, index)
+                for name in node.output:
+                    if name:
+                        self.producer[name] = label
+                        self.node_outputs.append(name)
+                if node.op_type == "Constant" and node.domain in _STANDARD_DOMAINS and node.output:
+                    value = next((a.t for a in node.attribute if a.name == "value"), None)
+                    if value is not None and node.output[0] not in self.shapes:
+                        self.shapes[node.output[0]] = [str(d) for d in value.dims]
+
+
+def _infer(proto: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True), None
+    except (onnx.shape_inference.InferenceError, ValueError, RuntimeError) as exc:
+        return proto, str(exc).splitlines()[0][:160]
+
+
+def _checker_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
+    import onnx
+
+    try:
+        # From the file when there is one: external weights are checked beside it, and files over
+        # the 2 GB protobuf limit are supported.
+        onnx.checker.check_model(str(path) if path is not None else proto)
+    except (onnx.checker.ValidationError, ValueError) as exc:
+        return str(exc).strip().splitlines()[0][:200]
+    return None
+
+
+def _ort_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # From the file when there is one, so external weights resolve beside it.
+    model = str(path) if path is not None else proto.SerializeToString()
+    try:
+        ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own zoo of exception types for unsupported graphs
+        return f"ONNX Runtime cannot run it: {str(exc).strip().splitlines()[0][:200]}"
+    return None
+
+
+def _opset(proto: onnx.ModelProto) -> int:
+    return next((o.version for o in proto.opset_import if o.domain in _STANDARD_DOMAINS), 0)
+
+
+def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> CheckReport:
+    """Check an ONNX file or ModelProto against ``profile`` ("npu4d", "tensorrt", "generic").
+
+    Raises :class:`~edgestereo.errors.EdgeStereoError` for an unknown profile or a file that is
+    not ONNX; everything wrong *inside* the graph is a :class:`Violation` in the report.
+    """
+    import onnx
+
+    if profile not in PROFILES:
+        raise EdgeStereoError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
+    path = None
+    if isinstance(model, onnx.ModelProto):
+        proto, source = model, model.graph.name or "<ModelProto>"
+    else:
+        path = Path(model)
+        proto, source = load_onnx(path), str(path)
+    violations: list[Violation] = []
+    opset = _opset(proto)
+
+    checker = _checker_problem(proto, path)
+    if checker:
+        violations.append(Violation("model", f"ONNX checker: {checker}"))
+    inferred, inference_problem = _infer(proto)
+    if inference_problem:
+        violations.append(Violation("model", f"shape inference failed: {inference_problem}"))
+    tensors = _Collector(inferred)
+
+    histogram: Counter[str] = Counter()
+    for graph in _graphs(inferred.graph):
+        for index, node in enumerate(graph.node):
+            histogram[_op_key(node)] += 1
+            label = _node_label(node, index)
+            if profile == "npu4d":
+                if node.domain not in _STANDARD_DOMAINS:
+                    violations.append(Violation(label, f"{_op_key(node)} is not a standard ONNX operator"))
+                elif node.op_type in NPU4D_BANNED_OPS:
+                    violations.append(Violation(label, f"{node.op_type} is not supported on npu4d targets"))
+            elif profile == "tensorrt" and (node.domain not in _STANDARD_DOMAINS or node.op_type not in TENSORRT_OPS):
+                violations.append(Violation(label, f"{_op_key(node)} is not on TensorRT's ONNX operator list"))
+
+    if profile == "tensorrt" and not TENSORRT_OPSETS[0] <= opset <= TENSORRT_OPSETS[1]:
+        violations.append(Violation("model", f"opset {opset} is outside what TensorRT parses "
+                                             f"({TENSORRT_OPSETS[0]} to {TENSORRT_OPSETS[1]})"))
+
+    ranks = [len(dims) for dims in tensors.shapes.values() if dims is not None]
+    unknown = [name for name in dict.fromkeys([*tensors.graph_inputs, *tensors.node_outputs])
+               if tensors.shapes.get(name) is None]
+    static = profile in ("npu4d", "tensorrt")
+    for name, dims in tensors.shapes.items():
+        if dims is None:
+            continue
+        where = tensors.producer.get(name, name)
+        shape = f"[{','.join(dims)}]"
+        if profile == "npu4d" and len(dims) > NPU4D_MAX_RANK:
+            violations.append(Violation(where, f"tensor {name} {shape} has rank {len(dims)} > {NPU4D_MAX_RANK}"))
+        dynamic = [d for d in dims if not d.isdigit()]
+        if static and dynamic:
+            violations.append(Violation(where, f"tensor {name} {shape} has dynamic dimension(s) {', '.join(dynamic)}"))
+    if static:
+        violations.extend(Violation(tensors.producer.get(name, name),
+                                    f"tensor {name}: rank unknown after shape inference (shape not static)")
+                          for name in unknown)
+    if profile == "generic":
+        problem = _ort_problem(proto, path)
+        if problem:
+            violations.append(Violation("model", problem))
+    return CheckReport(source, profile, opset, histogram, max(ranks, default=0), violations, unknown)

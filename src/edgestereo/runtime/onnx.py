@@ -1,0 +1,146 @@
+"""Run an exported ONNX file in ONNX Runtime behind the same interface as :class:`TorchPredictor`.
+
+The graph's input size is static (edgestereo exports are), so a smaller image is padded up to it
+by edge replication, split evenly between the two sides as :class:`InputPadder` does, and the
+disparity is cropped back; a larger image is refused. onnxruntime is imported when a predictor
+is built, not at ``import edgestereo``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgestereo.errors import EdgeStereoError, ReadError
+
+__all__ = ["OnnxPredictor", "providers_for_device"]
+
+_CPU = "CPUExecutionProvider"
+_CUDA = "CUDAExecutionProvider"
+
+
+def providers_for_device(device: str | None) -> list[str]:
+    """ONNX Runtime execution providers for a ``--device`` value: "auto"/None → CUDA when this
+    onnxruntime has it, else CPU; "cpu"; "cuda"/"cuda:N" (checked)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device in (None, "auto"):
+        return [_CUDA, _CPU] if _CUDA in available else [_CPU]
+    if device == "cpu":
+        return [_CPU]
+    if device == "cuda" or (device or "").startswith("cuda:"):
+        if _CUDA not in available:
+            raise EdgeStereoError(f"device {device!r} asked for, but this onnxruntime has no CUDA provider "
+                                  f"(available: {', '.join(available)}); install onnxruntime-gpu")
+        return [_CUDA, _CPU]
+    raise EdgeStereoError(f"unknown device {device!r} for ONNX Runtime (use cpu, cuda or auto)")
+
+
+def _provider_options(providers: list[str], device: str | None) -> list[dict[str, Any]]:
+    index = device.split(":", 1)[1] if device and device.startswith("cuda:") else None
+    return [{"device_id": index} if (p == _CUDA and index is not None) else {} for p in providers]
+
+
+class OnnxPredictor:
+    """Runs an ONNX stereo graph (inputs ``left``, ``right`` (1,3,H,W) in [0,255]; output
+    (1,1,H,W) disparity in pixels) in ONNX Runtime.
+
+    threads: intra-op threads (default: ONNX Runtime's choice). providers: execution providers in
+    order of preference (default: CUDA when available, then CPU); ``device`` picks them like
+    ``--device`` does when ``providers`` is not given.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        providers: list[str] | None = None,
+        *,
+        device: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ReadError(self.path, "ONNX file not found" if not self.path.exists() else "is not a file")
+        if threads is not None and threads < 1:
+            raise EdgeStereoError(f"threads must be ≥ 1, got {threads}")
+        available = ort.get_available_providers()
+        if providers is None:
+            providers = providers_for_device(device)
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise EdgeStereoError(f"execution provider(s) {', '.join(missing)} not available in this onnxruntime "
+                                  f"(available: {', '.join(available)})")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: the graph warnings ORT prints are not for users
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers,
+                                                provider_options=_provider_options(providers, device))
+        except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, …)
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ReadError(self.path, f"ONNX Runtime cannot load it ({first})") from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._left, self._right, self._dtype, self.input_size = self._read_inputs()
+        self._output = self.session.get_outputs()[0].name
+        model = self.metadata.get("model") or self.path.stem
+        self.name = f"{model} (onnx)"
+
+    def _read_inputs(self) -> tuple[str, str, np.dtype, tuple[int | None, int | None]]:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 2:
+            raise ReadError(self.path, f"expected 2 inputs (left, right), the graph has {len(inputs)}")
+        by_name = {i.name: i for i in inputs}
+        left, right = (by_name["left"], by_name["right"]) if {"left", "right"} <= set(by_name) else inputs
+        shape = left.shape
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+            raise ReadError(self.path, f"input {left.name} has shape {shape}, expected (1,3,H,W)")
+        dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(left.type)
+        if dtype is None:
+            raise ReadError(self.path, f"input {left.name} is {left.type}, expected float or float16")
+        height, width = (d if isinstance(d, int) else None for d in shape[2:])
+        return left.name, right.name, np.dtype(dtype), (height, width)
+
+    @property
+    def divisor(self) -> int:
+        """What a dynamic-size graph needs H and W to be multiples of (edgestereo metadata; else 1)."""
+        return int(self.metadata.get("divisor", 1))
+
+    def _target_size(self, height: int, width: int) -> tuple[int, int]:
+        graph_h, graph_w = self.input_size
+        if (graph_h is not None and height > graph_h) or (graph_w is not None and width > graph_w):
+            raise EdgeStereoError(
+                f"image {width}x{height} is larger than the {graph_w}x{graph_h} input of {self.path}; "
+                f"export the model at a size at least as large as the images"
+            )
+        step = self.divisor
+        return (graph_h if graph_h is not None else -(-height // step) * step,
+                graph_w if graph_w is not None else -(-width // step) * step)
+
+    def run_tensors(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (1,3,H,W) float RGB in [0,255] at the graph's size → disparity (H,W) float32."""
+        feeds = {self._left: left.astype(self._dtype, copy=False), self._right: right.astype(self._dtype, copy=False)}
+        out = self.session.run([self._output], feeds)[0]
+        return np.asarray(out, dtype=np.float32).reshape(out.shape[-2:])
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
+            raise EdgeStereoError(f"expected two (H,W,3) images of one size, got {left.shape} and {right.shape}")
+        height, width = left.shape[:2]
+        target_h, target_w = self._target_size(height, width)
+        pad_h, pad_w = target_h - height, target_w - width
+        top, left_pad = pad_h // 2, pad_w // 2
+        padding = ((top, pad_h - top), (left_pad, pad_w - left_pad), (0, 0))
+
+        def prepare(image: np.ndarray) -> np.ndarray:
+            padded = np.pad(image, padding, mode="edge") if pad_h or pad_w else image
+            return np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+
+        disparity = self.run_tensors(prepare(left), prepare(right))
+        return disparity[top : top + height, left_pad : left_pad + width]
