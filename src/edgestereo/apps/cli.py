@@ -14,6 +14,8 @@ from edgestereo.errors import EdgeStereoError
 #: sub-command → module; the order is the order of ``edgestereo --help``.
 COMMANDS = {
     "infer": "edgestereo.apps.infer",
+    "export": "edgestereo.apps.export",
+    "check-onnx": "edgestereo.apps.check_onnx",
     "models": "edgestereo.apps.list_models",
     "sample": "edgestereo.apps.sample",
 }

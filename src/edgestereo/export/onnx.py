@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from edgestereo.errors import EdgeStereoError
 
 if TYPE_CHECKING:
     import onnx
+    import torch
 
     from edgestereo.models._base import StereoModel
 
@@ -89,6 +88,8 @@ def _check_request(model: StereoModel, height: int, width: int, profile: str, op
 
 
 def _trace_to_onnx(model: StereoModel, left: torch.Tensor, right: torch.Tensor, path: Path, opset: int) -> None:
+    import torch
+
     # The TorchScript exporter (dynamo=False): tracing at one fixed size unrolls the Python loops
     # (refinement iterations, per-disparity shifts) into a flat, static graph without Loop/If, which
     # is what NPUs and TensorRT want. The dynamo exporter needs onnxscript, which edgestereo does not
@@ -218,6 +219,7 @@ def export_onnx(
     The model's deploy state and train/eval mode are restored afterwards. Returns ``path``.
     """
     import onnx
+    import torch
 
     path = Path(path)
     _check_request(model, height, width, profile, opset)
@@ -281,6 +283,7 @@ def verify_onnx(
     by default ``model.example_inputs``.
     """
     import numpy as np
+    import torch
 
     from edgestereo.runtime.onnx import OnnxPredictor
 
