@@ -21,7 +21,7 @@ demo: $(STAMP)
 		--gt $(DEMO_DIR)/disp0.pfm --out $(DEMO_DIR)/out
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
