@@ -77,9 +77,9 @@ def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) 
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
         raise ReadError(
-            path, f"refused to load: the file pickles objects other than tensors (weights_only=True): {first}"
+            path, "refused to load: the file pickles objects other than tensors (weights_only=True): "
+            f"{_refused_globals(path, safe_globals, exc)}"
         ) from None
     except Exception as exc:  # torch.load raises many types on a file that is not a checkpoint
         detail = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
@@ -97,6 +97,18 @@ def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) 
     if not _tensor_dict(obj):
         raise ReadError(path, "no state dict of tensors found in the checkpoint")
     return Checkpoint(_strip_prefix(dict(obj), "module."), meta, path)
+
+
+def _refused_globals(path: Path, allowed: list[Any] | None, exc: Exception) -> str:
+    """Name the globals ``weights_only`` refused (torch's own message is a paragraph of advice)."""
+    allowed_names = {f"{g.__module__}.{g.__qualname__}" for g in allowed or []}
+    try:
+        names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path) if n not in allowed_names]
+    except Exception:  # older torch, or a pickle too broken to scan: fall back to torch's first line
+        names = []
+    if names:
+        return "unsupported global(s) " + ", ".join(names)
+    return (str(exc).strip().splitlines() or ["unsupported global"])[0]
 
 
 def _read_safetensors(path: Path) -> Checkpoint:
@@ -149,11 +161,13 @@ def _config_from_json(base_config: Any, values: dict[str, Any]) -> dict[str, Any
 
 def load_pretrained(entry: ModelEntry, path: Path, config: dict[str, Any]) -> StereoModel:
     """Build ``entry`` from a checkpoint file: the file's config, then ``config`` on top of it."""
-    checkpoint = read_checkpoint(path)
+    base = entry.factory()
+    # A family lists the plain objects its published files pickle beside the tensors (e.g. optimizer
+    # factories in Lightning hyper-parameters); weights_only stays on, extended by exactly those.
+    checkpoint = read_checkpoint(path, safe_globals=list(getattr(base, "checkpoint_safe_globals", ())))
     saved_name = checkpoint.meta.get("model")
     if saved_name and saved_name != entry.name:
         raise EdgeStereoError(f"{path} holds weights of {saved_name!r}, not {entry.name!r}")
-    base = entry.factory()
     merged = {**_config_from_json(base.config, checkpoint.meta.get("config", {})), **config}
     state_dict = checkpoint.state_dict
     adapter = getattr(base, "adapt_checkpoint", None)
