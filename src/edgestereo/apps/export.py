@@ -57,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
     model = create_model(args.model, pretrained=args.pretrained, **config_overrides(args))
     path = export_onnx(model, out, args.height, args.width, profile=args.profile, opset=args.opset,
                        fp16=args.fp16, external_data=args.external_data, simplify=not args.no_simplify)
-    size_mb = sum(p.stat().st_size for p in (path, path.with_name(f"{path.name}.data")) if p.is_file()) / 2**20
-    print(f"wrote      {path} ({size_mb:.1f} MB{', weights in ' + path.name + '.data' if args.external_data else ''})")
+    data = path.with_name(f"{path.name}.data")
+    files = [path, data] if args.external_data and data.is_file() else [path]
+    size_mb = sum(p.stat().st_size for p in files) / 2**20
+    print(f"wrote      {' + '.join(str(p) for p in files)} ({size_mb:.1f} MB)")
 
     report = check_onnx(path, args.profile)
     print(report.format())

@@ -231,6 +231,8 @@ def _checker_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
 def _ort_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
     import onnxruntime as ort
 
+    from edgestereo.runtime.onnx import ort_error_message
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     # From the file when there is one, so external weights resolve beside it.
@@ -238,7 +240,7 @@ def _ort_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
     try:
         ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own zoo of exception types for unsupported graphs
-        return f"ONNX Runtime cannot run it: {str(exc).strip().splitlines()[0][:200]}"
+        return f"ONNX Runtime cannot run it: {ort_error_message(exc)}"
     return None
 
 

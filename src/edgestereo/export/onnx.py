@@ -92,9 +92,13 @@ def _trace_to_onnx(model: StereoModel, left: torch.Tensor, right: torch.Tensor, 
 
     # The TorchScript exporter (dynamo=False): tracing at one fixed size unrolls the Python loops
     # (refinement iterations, per-disparity shifts) into a flat, static graph without Loop/If, which
-    # is what NPUs and TensorRT want. The dynamo exporter needs onnxscript, which edgestereo does not
-    # depend on, and gains nothing for graphs this static.
+    # is what NPUs and TensorRT want, with the stable node names the graph check reports. The dynamo
+    # exporter needs onnxscript, which edgestereo does not depend on, and these graphs have no
+    # dynamic shapes or data-dependent control flow for it to capture. torch marks the TorchScript
+    # exporter deprecated since 2.9; torch 2.13 still ships it (revisit when it is removed).
     with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
         # Sizes are static by design, so shapes turned into constants are intended; wrong constants
         # would show up in verify_onnx's parity check.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -192,8 +196,10 @@ def _save(proto: onnx.ModelProto, path: Path, external_data: bool) -> None:
         staged = Path(stage) / path.name
         onnx.save_model(proto, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=1024)
-        with atomic_path(path.with_name(data_name)) as tmp:
-            os.replace(Path(stage) / data_name, tmp)
+        staged_data = Path(stage) / data_name
+        if staged_data.is_file():  # absent when every tensor is under onnx's 1 kB inline threshold
+            with atomic_path(path.with_name(data_name)) as tmp:
+                os.replace(staged_data, tmp)
         with atomic_path(path) as tmp:
             os.replace(staged, tmp)
 

@@ -8,6 +8,7 @@ is built, not at ``import edgestereo``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,28 @@ import numpy as np
 
 from edgestereo.errors import EdgeStereoError, ReadError
 
-__all__ = ["OnnxPredictor", "providers_for_device"]
+__all__ = ["OnnxPredictor", "ort_error_message", "providers_for_device"]
 
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_SOURCE_LOCATION = re.compile(r"^\S+\.(?:cc|cpp|h):\d+ ")
+
+
+def ort_error_message(exc: BaseException, limit: int = 200) -> str:
+    """The useful part of an onnxruntime exception: its first line without the error-code prefix and
+    the C++ source location and function signature."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = _ORT_PREFIX.sub("", text)
+    if _SOURCE_LOCATION.match(text):
+        # skip "file.cc:123 Namespace::Function(args …) " up to its balanced closing parenthesis
+        depth, start = 0, text.find("(")
+        for index in range(max(start, 0), len(text)):
+            depth += {"(": 1, ")": -1}.get(text[index], 0)
+            if start >= 0 and depth == 0:
+                text = text[index + 1 :].strip()
+                break
+    return text[:limit]
 
 
 def providers_for_device(device: str | None) -> list[str]:
@@ -83,8 +102,7 @@ class OnnxPredictor:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers,
                                                 provider_options=_provider_options(providers, device))
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, …)
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ReadError(self.path, f"ONNX Runtime cannot load it ({first})") from None
+            raise ReadError(self.path, f"ONNX Runtime cannot load it ({ort_error_message(exc)})") from None
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._left, self._right, self._dtype, self.input_size = self._read_inputs()
         self._output = self.session.get_outputs()[0].name
