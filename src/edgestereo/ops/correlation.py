@@ -1,0 +1,94 @@
+"""1-D correlation cost volume: for each candidate disparity, the channel mean of left × shifted right.
+
+Two twins build the same ``(B,D,H,W)`` volume:
+
+- :func:`correlation_volume_reference`: one broadcast product over a ``(B,C,H,D,W)`` window view,
+  short to read and one kernel on a GPU;
+- :func:`correlation_volume_shift`: per candidate a slice, a product, a channel mean and a zero pad,
+  concatenated. Every tensor stays 4-D and every op (Slice, Mul, ReduceMean, Pad, Concat) is one
+  that NPU compilers and int8 QDQ graphs carry (AANet's and CoEx's export-friendly volume).
+
+Entry ``d`` at column ``x`` is ``mean_c left[c, y, x] · right[c, y, x - d]``, and 0 where
+``x - d`` falls left of the image.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgestereo.errors import EdgeStereoError
+
+__all__ = ["Correlation1d", "correlation_volume_reference", "correlation_volume_shift"]
+
+
+def _check_features(left: Tensor, right: Tensor, num_disp: int) -> None:
+    if left.dim() != 4 or left.shape != right.shape:
+        raise EdgeStereoError(
+            f"correlation needs two (B,C,H,W) features of one shape, got {tuple(left.shape)} and {tuple(right.shape)}"
+        )
+    if num_disp < 1:
+        raise EdgeStereoError(f"correlation needs at least one candidate disparity, got {num_disp}")
+
+
+def correlation_volume_reference(left: Tensor, right: Tensor, num_disp: int) -> Tensor:
+    """left, right: (B,C,H,W) features → (B,D,H,W) correlation, D = ``num_disp`` candidates.
+
+    >>> left = torch.ones(1, 2, 1, 4)
+    >>> correlation_volume_reference(left, 2 * left, 3)[0, :, 0]
+    tensor([[2., 2., 2., 2.],
+            [0., 2., 2., 2.],
+            [0., 0., 2., 2.]])
+    """
+    _check_features(left, right, num_disp)
+    width = left.shape[-1]
+    # Column x + k of the padded right view holds right[x + k - (D-1)]: window k is disparity D-1-k.
+    windows = F.pad(right, (num_disp - 1, 0)).unfold(-1, width, 1).flip(3)  # (B,C,H,D,W)
+    return (left.unsqueeze(3) * windows).mean(1).permute(0, 2, 1, 3).contiguous()
+
+
+def correlation_volume_shift(left: Tensor, right: Tensor, num_disp: int) -> Tensor:
+    """left, right: (B,C,H,W) features → (B,D,H,W) correlation, with rank ≤ 4 tensors only.
+
+    >>> left = torch.ones(1, 2, 1, 4)
+    >>> torch.equal(correlation_volume_shift(left, 2 * left, 3), correlation_volume_reference(left, 2 * left, 3))
+    True
+    """
+    _check_features(left, right, num_disp)
+    width = left.shape[-1]
+    costs = [(left * right).mean(1, keepdim=True)]
+    for d in range(1, num_disp):
+        if d < width:
+            cost = (left[..., d:] * right[..., :-d]).mean(1, keepdim=True)
+            costs.append(F.pad(cost, (d, 0)))
+        else:  # the shift leaves the image entirely (small inputs at coarse scales)
+            costs.append(torch.zeros_like(costs[0]))
+    return torch.cat(costs, 1)
+
+
+class Correlation1d(nn.Module):
+    """Correlation cost volume over ``num_disp`` candidates; parameter-free, with a deploy twin.
+
+    forward: left, right (B,C,H,W) → (B,D,H,W). The reference path is the window product, the deploy
+    path the shift-and-pad loop; both give the same numbers.
+    """
+
+    def __init__(self, num_disp: int) -> None:
+        super().__init__()
+        if num_disp < 1:
+            raise EdgeStereoError(f"correlation needs at least one candidate disparity, got {num_disp}")
+        self.num_disp = num_disp
+        self.deploy_mode = False
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        if self.deploy_mode:
+            return correlation_volume_shift(left, right, self.num_disp)
+        return correlation_volume_reference(left, right, self.num_disp)
+
+    def switch_to_deploy(self, enabled: bool = True) -> None:
+        """Use the shift-and-pad path (rank ≤ 4, NPU-safe) when ``enabled``."""
+        self.deploy_mode = enabled
+
+    def extra_repr(self) -> str:
+        return f"num_disp={self.num_disp}, deploy={self.deploy_mode}"
