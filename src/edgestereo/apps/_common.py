@@ -111,7 +111,9 @@ def build_predictor(args: argparse.Namespace) -> Any:
 def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
     """--calib FILE | --focal F --baseline B [--doffs D]."""
     group = parser.add_argument_group("calibration (for depth and point clouds)")
-    group.add_argument("--calib", default=None, metavar="FILE", help="Middlebury calib.txt")
+    group.add_argument("--calib", default=None, metavar="FILE",
+                       help="Middlebury calib.txt, or rectified intrinsics (fx, fy, cx, cy, baseline) as JSON/YAML; "
+                            "batch and live also rectify with an OpenCV stereo calibration (K1, D1, K2, D2, R, T)")
     group.add_argument("--focal", type=float, default=None, metavar="F", help="focal length in pixels")
     group.add_argument("--baseline", type=float, default=None, metavar="B",
                        help="baseline, in the unit depth should have")
@@ -130,11 +132,16 @@ def check_calibration_args(args: argparse.Namespace) -> None:
 
 def calibration_from_args(args: argparse.Namespace, width: int, height: int):
     """A :class:`StereoCalibration` and its depth unit label from the arguments, or (None, "")."""
+    from edgestereo.calibration import read_calibration
     from edgestereo.geometry import StereoCalibration
 
     check_calibration_args(args)
     if args.calib:
-        return StereoCalibration.from_calib_txt(args.calib), "mm"
+        setup = read_calibration(args.calib)
+        if setup.rectified is None:
+            raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
+                                  "(`edgestereo batch --calib` does)")
+        return setup.rectified, setup.unit
     if args.focal is None:
         return None, ""
     return StereoCalibration.from_focal(args.focal, args.baseline, width, height, args.doffs), ""

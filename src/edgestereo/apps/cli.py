@@ -14,6 +14,9 @@ from edgestereo.errors import EdgeStereoError
 #: sub-command → module; the order is the order of ``edgestereo --help``.
 COMMANDS = {
     "infer": "edgestereo.apps.infer",
+    "batch": "edgestereo.apps.batch",
+    "live": "edgestereo.apps.live",
+    "calibrate": "edgestereo.apps.calibrate",
     "export": "edgestereo.apps.export",
     "check-onnx": "edgestereo.apps.check_onnx",
     "models": "edgestereo.apps.list_models",
