@@ -1,0 +1,84 @@
+"""Convex upsampling (RAFT): every fine pixel is a softmax-weighted mix of its coarse 3x3 neighbourhood.
+
+The mask holds 9 logits per fine pixel: channel ``k*f*f + a*f + b`` weighs neighbour ``k`` (row-major
+3x3, zero outside the image) for the fine pixel at offset ``(a, b)`` inside its coarse cell. Values
+are multiplied by ``f`` because a displacement of one coarse pixel is ``f`` fine pixels.
+
+The reference twin is the published computation (``unfold`` and 7-D views); the deploy twin takes the
+neighbours with a fixed one-hot 3x3 convolution and rearranges pixels with 4-D reshapes only.
+
+>>> import torch
+>>> flow, mask = torch.randn(2, 1, 6, 8), torch.randn(2, 9 * 16, 6, 8)
+>>> tuple(convex_upsample_4d(flow, mask, 4).shape)
+(2, 1, 24, 32)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ConvexUpsample", "convex_upsample_4d", "convex_upsample_reference"]
+
+
+def _check(flow: Tensor, mask: Tensor, factor: int) -> None:
+    if flow.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 9 * factor * factor:
+        raise ValueError(f"expected flow (B,D,H,W) and mask (B,{9 * factor * factor},H,W) for factor {factor}, "
+                         f"got {tuple(flow.shape)} and {tuple(mask.shape)}")
+    if flow.shape[0] != mask.shape[0] or flow.shape[2:] != mask.shape[2:]:
+        raise ValueError(f"flow {tuple(flow.shape)} and mask {tuple(mask.shape)} differ in batch or size")
+
+
+def convex_upsample_reference(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
+    """flow (B,D,H,W) coarse pixels, mask (B,9*f*f,H,W) logits → (B,D,f*H,f*W) fine pixels."""
+    _check(flow, mask, factor)
+    batch, channels, height, width = flow.shape
+    weights = torch.softmax(mask.view(batch, 1, 9, factor, factor, height, width), dim=2)
+    neighbours = F.unfold(factor * flow, [3, 3], padding=1).view(batch, channels, 9, 1, 1, height, width)
+    fine = torch.sum(weights * neighbours, dim=2)  # (B,D,f,f,H,W)
+    return fine.permute(0, 1, 4, 2, 5, 3).reshape(batch, channels, factor * height, factor * width)
+
+
+def convex_upsample_4d(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
+    """Deploy twin of :func:`convex_upsample_reference`; no tensor exceeds 4-D.
+
+    flow (B,D,H,W) coarse pixels, mask (B,9*f*f,H,W) logits → (B,D,f*H,f*W) fine pixels.
+    """
+    _check(flow, mask, factor)
+    batch, channels, height, width = flow.shape
+    weights = torch.softmax(mask.view(batch, 9, factor * factor, height * width), dim=1)
+    # kernel k is 1 at 3x3 position k (row-major), the order in which unfold lists neighbours
+    one_hot = torch.eye(9, dtype=flow.dtype, device=flow.device).view(9, 1, 3, 3)
+    outputs = []
+    for channel in range(channels):
+        neighbours = F.conv2d(factor * flow[:, channel : channel + 1], one_hot, padding=1)  # (B,9,H,W)
+        fine = (weights * neighbours.view(batch, 9, 1, height * width)).sum(dim=1)  # (B,f*f,H*W)
+        # depth-to-space in 4-D steps: fine[b, a*f+c, h, w] → out[b, h*f+a, w*f+c]
+        fine = fine.reshape(batch * factor, factor, height, width).permute(0, 2, 3, 1)  # (B*f,H,W,f)
+        fine = fine.reshape(batch, factor, height, width * factor).permute(0, 2, 1, 3)  # (B,H,f,W*f)
+        outputs.append(fine.reshape(batch, 1, factor * height, factor * width))
+    return outputs[0] if channels == 1 else torch.cat(outputs, dim=1)
+
+
+class ConvexUpsample(nn.Module):
+    """Parameter-free convex upsampling by ``factor``; ``switch_to_deploy`` selects the 4-D twin.
+
+    forward(flow (B,D,H,W), mask (B,9*f*f,H,W)) → (B,D,f*H,f*W).
+    """
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.deploy_mode = False
+
+    def forward(self, flow: Tensor, mask: Tensor) -> Tensor:
+        if self.deploy_mode:
+            return convex_upsample_4d(flow, mask, self.factor)
+        return convex_upsample_reference(flow, mask, self.factor)
+
+    def switch_to_deploy(self, enabled: bool = True) -> None:
+        self.deploy_mode = enabled
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}, deploy={self.deploy_mode}"

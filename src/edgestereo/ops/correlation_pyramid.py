@@ -1,0 +1,171 @@
+"""RAFT-style 1-D all-pairs correlation pyramid and its lookup: reference and deploy twins.
+
+The all-pairs volume holds, for every left pixel, its dot product with every right pixel of the same
+row, divided by sqrt(C). Level ``l`` of the pyramid averages pairs of right pixels ``l`` times. A
+lookup samples ``2r+1`` points around ``x / 2**l`` on every level (linear in x, zero outside the row)
+and stacks them level-major into channels.
+
+Reference twins follow the published computation (``einsum``, ``grid_sample``); deploy twins use only
+broadcast multiply, sum, gather and 4-D tensors, which NPU compilers accept.
+
+>>> import torch
+>>> pyramid_op = CorrelationPyramid1d(num_levels=2, radius=1)
+>>> fmap1, fmap2 = torch.randn(1, 8, 4, 16), torch.randn(1, 8, 4, 16)
+>>> x = torch.arange(16.0).view(1, 1, 1, 16).repeat(1, 1, 4, 1)
+>>> tuple(pyramid_op.lookup(pyramid_op.build(fmap1, fmap2), x).shape)
+(1, 6, 4, 16)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "CorrelationPyramid1d",
+    "all_pairs_correlation_broadcast",
+    "all_pairs_correlation_einsum",
+    "correlation_pyramid",
+    "lookup_gather",
+    "lookup_grid_sample",
+    "pad_pyramid",
+]
+
+# Channels multiplied at once by the broadcast correlation: bounds its (chunk,H,W1,W2) intermediate
+# (e.g. 40 MB at 48x80 features) while keeping the graph short.
+_CHANNEL_CHUNK = 32
+
+
+def _check_feature_pair(fmap1: Tensor, fmap2: Tensor) -> None:
+    if fmap1.dim() != 4 or fmap2.dim() != 4 or fmap1.shape[:3] != fmap2.shape[:3]:
+        raise ValueError(f"expected (B,C,H,W1) and (B,C,H,W2) features, got {tuple(fmap1.shape)} "
+                         f"and {tuple(fmap2.shape)}")
+
+
+def all_pairs_correlation_einsum(fmap1: Tensor, fmap2: Tensor) -> Tensor:
+    """Reference: fmap1 (B,C,H,W1), fmap2 (B,C,H,W2) → volume (B,H,W1,W2), dot products / sqrt(C)."""
+    _check_feature_pair(fmap1, fmap2)
+    return torch.einsum("bchi,bchj->bhij", fmap1, fmap2) / math.sqrt(fmap1.shape[1])
+
+
+def all_pairs_correlation_broadcast(fmap1: Tensor, fmap2: Tensor) -> Tensor:
+    """Deploy twin of :func:`all_pairs_correlation_einsum`: broadcast multiply and sum over channels.
+
+    One batch item at a time and in channel chunks, so no tensor exceeds 4-D: (c,H,W1,1) x (c,H,1,W2).
+    """
+    _check_feature_pair(fmap1, fmap2)
+    channels = fmap1.shape[1]
+    volumes = []
+    for item in range(fmap1.shape[0]):
+        left, right = fmap1[item], fmap2[item]
+        volume = None
+        for start in range(0, channels, _CHANNEL_CHUNK):
+            stop = min(start + _CHANNEL_CHUNK, channels)
+            part = (left[start:stop].unsqueeze(3) * right[start:stop].unsqueeze(2)).sum(dim=0)
+            volume = part if volume is None else volume + part
+        volumes.append(volume.unsqueeze(0))
+    return torch.cat(volumes, dim=0) / math.sqrt(channels)
+
+
+def correlation_pyramid(volume: Tensor, num_levels: int) -> list[Tensor]:
+    """volume (B,H,W1,W2) → ``num_levels`` volumes (B,H,W1,W2 // 2**l), averaging right-pixel pairs."""
+    levels = [volume]
+    for _ in range(num_levels - 1):
+        levels.append(F.avg_pool2d(levels[-1], kernel_size=(1, 2), stride=(1, 2)))
+    return levels
+
+
+def lookup_grid_sample(pyramid: list[Tensor], x: Tensor, radius: int) -> Tensor:
+    """Reference lookup with ``grid_sample`` (bilinear, zero padding, align_corners=True).
+
+    pyramid: volumes (B,H,W1,W2_l); x: (B,1,H,W1) matching x in level-0 right pixels
+    → (B, L*(2r+1), H, W1), level-major.
+    """
+    batch, _, height, width = x.shape
+    offsets = torch.linspace(-radius, radius, 2 * radius + 1, device=x.device, dtype=x.dtype).view(1, 1, -1, 1)
+    centres = x.reshape(batch * height * width, 1, 1, 1)
+    samples = []
+    for level, volume in enumerate(pyramid):
+        right_width = volume.shape[-1]
+        grid_x = 2 * (centres / 2**level + offsets) / (right_width - 1) - 1
+        # the volume is sampled as B*H*W1 images of one row: y is 0 (the row centre) for every point
+        grid = torch.cat([grid_x, torch.zeros_like(grid_x)], dim=-1)
+        rows = volume.reshape(batch * height * width, 1, 1, right_width)
+        sampled = F.grid_sample(rows, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+        samples.append(sampled.view(batch, height, width, -1))
+    return torch.cat(samples, dim=-1).permute(0, 3, 1, 2).contiguous().float()
+
+
+def pad_pyramid(pyramid: list[Tensor]) -> list[Tensor]:
+    """Each (B,H,W1,W2_l) volume with one zero column on both sides of W2, as :func:`lookup_gather` needs."""
+    return [F.pad(volume, (1, 1)) for volume in pyramid]
+
+
+def lookup_gather(padded_pyramid: list[Tensor], x: Tensor, radius: int) -> Tensor:
+    """Deploy twin of :func:`lookup_grid_sample`: gather and linear interpolation along x only.
+
+    padded_pyramid: :func:`pad_pyramid` output, (B,H,W1,W2_l+2); x: (B,1,H,W1) level-0 right pixels
+    → (B, L*(2r+1), H, W1). The 2r+1 sample points of a level share one fractional part, so 2r+2
+    gathered neighbours give all of them; indices outside the row land on the zero columns.
+    """
+    x = x.permute(0, 2, 3, 1)  # (B,H,W1,1)
+    offsets = torch.arange(-radius, radius + 2, device=x.device, dtype=x.dtype)
+    samples = []
+    for level, padded in enumerate(padded_pyramid):
+        scaled = x / 2**level
+        floor = torch.floor(scaled)
+        fraction = scaled - floor
+        # +1: column 0 of the padded volume is x = -1; anything farther out reads a zero column too
+        index = torch.clamp(floor + 1 + offsets, 0, padded.shape[-1] - 1).long()
+        neighbours = torch.gather(padded, 3, index)  # (B,H,W1,2r+2)
+        samples.append(neighbours[..., :-1] * (1 - fraction) + neighbours[..., 1:] * fraction)
+    return torch.cat(samples, dim=-1).permute(0, 3, 1, 2).float()
+
+
+class CorrelationPyramid1d(nn.Module):
+    """The correlation as an object built once per pair and indexed every iteration.
+
+    ``build(fmap1, fmap2)`` → pyramid; ``lookup(pyramid, x)`` → (B, L*(2r+1), H, W1) features. The
+    volume is computed in float32 even under autocast, as the published "reg" implementation does.
+    Parameter-free; ``switch_to_deploy`` selects the export-safe twins.
+    """
+
+    def __init__(self, num_levels: int = 4, radius: int = 4) -> None:
+        super().__init__()
+        self.num_levels = num_levels
+        self.radius = radius
+        self.deploy_mode = False
+
+    @property
+    def channels(self) -> int:
+        """Number of lookup channels, L*(2r+1)."""
+        return self.num_levels * (2 * self.radius + 1)
+
+    def build(self, fmap1: Tensor, fmap2: Tensor) -> list[Tensor]:
+        """fmap1 (B,C,H,W1), fmap2 (B,C,H,W2) → pyramid of (B,H,W1,W2_l) volumes (zero-padded in W2
+        on the deploy path)."""
+        with torch.autocast(fmap1.device.type, enabled=False):
+            fmap1, fmap2 = fmap1.float(), fmap2.float()
+            if self.deploy_mode:
+                return pad_pyramid(correlation_pyramid(all_pairs_correlation_broadcast(fmap1, fmap2),
+                                                       self.num_levels))
+            return correlation_pyramid(all_pairs_correlation_einsum(fmap1, fmap2), self.num_levels)
+
+    def lookup(self, pyramid: list[Tensor], x: Tensor) -> Tensor:
+        """pyramid from :meth:`build`; x (B,1,H,W1) matching x in right pixels → (B, L*(2r+1), H, W1)."""
+        if self.deploy_mode:
+            return lookup_gather(pyramid, x, self.radius)
+        return lookup_grid_sample(pyramid, x, self.radius)
+
+    def forward(self, fmap1: Tensor, fmap2: Tensor, x: Tensor) -> Tensor:
+        """One-shot :meth:`build` and :meth:`lookup`: (B,C,H,W1), (B,C,H,W2), (B,1,H,W1) → (B,L*(2r+1),H,W1)."""
+        return self.lookup(self.build(fmap1, fmap2), x)
+
+    def switch_to_deploy(self, enabled: bool = True) -> None:
+        self.deploy_mode = enabled
+
+    def extra_repr(self) -> str:
+        return f"num_levels={self.num_levels}, radius={self.radius}, deploy={self.deploy_mode}"
