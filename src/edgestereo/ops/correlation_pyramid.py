@@ -39,6 +39,11 @@ __all__ = [
 _CHANNEL_CHUNK = 32
 
 
+def _at_least_float32(tensor: Tensor) -> Tensor:
+    """Half and bfloat16 up to float32 (the published "reg" volume is float32); float64 stays."""
+    return tensor.float() if tensor.element_size() < 4 else tensor
+
+
 def _check_feature_pair(fmap1: Tensor, fmap2: Tensor) -> None:
     if fmap1.dim() != 4 or fmap2.dim() != 4 or fmap1.shape[:3] != fmap2.shape[:3]:
         raise ValueError(f"expected (B,C,H,W1) and (B,C,H,W2) features, got {tuple(fmap1.shape)} "
@@ -96,7 +101,7 @@ def lookup_grid_sample(pyramid: list[Tensor], x: Tensor, radius: int) -> Tensor:
         rows = volume.reshape(batch * height * width, 1, 1, right_width)
         sampled = F.grid_sample(rows, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
         samples.append(sampled.view(batch, height, width, -1))
-    return torch.cat(samples, dim=-1).permute(0, 3, 1, 2).contiguous().float()
+    return _at_least_float32(torch.cat(samples, dim=-1).permute(0, 3, 1, 2).contiguous())
 
 
 def pad_pyramid(pyramid: list[Tensor]) -> list[Tensor]:
@@ -122,14 +127,15 @@ def lookup_gather(padded_pyramid: list[Tensor], x: Tensor, radius: int) -> Tenso
         index = torch.clamp(floor + 1 + offsets, 0, padded.shape[-1] - 1).long()
         neighbours = torch.gather(padded, 3, index)  # (B,H,W1,2r+2)
         samples.append(neighbours[..., :-1] * (1 - fraction) + neighbours[..., 1:] * fraction)
-    return torch.cat(samples, dim=-1).permute(0, 3, 1, 2).float()
+    return _at_least_float32(torch.cat(samples, dim=-1).permute(0, 3, 1, 2))
 
 
 class CorrelationPyramid1d(nn.Module):
     """The correlation as an object built once per pair and indexed every iteration.
 
     ``build(fmap1, fmap2)`` → pyramid; ``lookup(pyramid, x)`` → (B, L*(2r+1), H, W1) features. The
-    volume is computed in float32 even under autocast, as the published "reg" implementation does.
+    volume is computed in (at least) float32 even under autocast, as the published "reg" implementation
+    does.
     Parameter-free; ``switch_to_deploy`` selects the export-safe twins.
     """
 
@@ -148,7 +154,7 @@ class CorrelationPyramid1d(nn.Module):
         """fmap1 (B,C,H,W1), fmap2 (B,C,H,W2) → pyramid of (B,H,W1,W2_l) volumes (zero-padded in W2
         on the deploy path)."""
         with torch.autocast(fmap1.device.type, enabled=False):
-            fmap1, fmap2 = fmap1.float(), fmap2.float()
+            fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
             if self.deploy_mode:
                 return pad_pyramid(correlation_pyramid(all_pairs_correlation_broadcast(fmap1, fmap2),
                                                        self.num_levels))
