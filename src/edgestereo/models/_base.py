@@ -76,11 +76,11 @@ class StereoModel(nn.Module):
         return self
 
     def export_uses_deploy(self, profile: str) -> bool:
-        """Whether ONNX export for ``profile`` ("npu4d", "tensorrt", "generic") traces the deploy path.
+        """Whether ONNX export for ``profile`` ("tensorrt", "generic") traces the deploy path.
 
-        The NPU profile needs the export-safe ops; TensorRT and ONNX Runtime run the reference ops
-        (GridSample, 5-D volumes) natively, so by default they keep the reference path. A family
-        overrides this when its deploy path is also the better graph for another target.
+        ``npu4d`` always takes the export-safe deploy path. TensorRT and ONNX Runtime run the
+        reference ops (GridSample, 5-D volumes) natively, so by default they keep the reference
+        path; a family overrides this when its deploy path is also the better graph there.
         """
         return profile == "npu4d"
 
