@@ -22,6 +22,8 @@ COMMANDS = {
     "bench": "edgestereo.apps.bench",
     "models": "edgestereo.apps.list_models",
     "sample": "edgestereo.apps.sample",
+    "synth": "edgestereo.apps.synth",
+    "pack": "edgestereo.apps.pack",
 }
 
 
