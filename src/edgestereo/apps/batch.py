@@ -24,7 +24,7 @@ from __future__ import annotations
 import argparse
 import glob
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgestereo.apps._common import add_calibration_arguments, add_model_arguments, build_predictor
@@ -160,7 +160,37 @@ def _write_state(path: Path, state: dict) -> None:
         tmp.write_text(json.dumps(state, indent=2) + "\n")
 
 
+@dataclass
+class BatchSummary:
+    """What a batch did: frames ``done`` now, ``skipped`` (already done), ``failed`` (name, reason),
+    per-frame inference latencies (ms), wall time of the pipeline (s), frames in the video."""
+
+    listed: int
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    video_frames: int = 0
+    stopped: bool = False
+
+    @property
+    def frames_per_second(self) -> float:
+        """End-to-end rate of the frames inferred in this run (decode + infer + encode overlapped)."""
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.stopped else 1 if self.failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
+    return run_batch(args).exit_code
+
+
+def run_batch(args: argparse.Namespace, predictor=None) -> BatchSummary:
+    """Run the batch the arguments describe and print its summary; ``predictor`` (default: built
+    from the model arguments after the other options are checked) lets a benchmark pass a warm one."""
     import statistics
     import threading
     import time
@@ -192,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out)
     state_path = out / STATE_FILE
     state = {} if args.overwrite else _read_state(state_path)
-    predictor = build_predictor(args)
+    predictor = predictor or build_predictor(args)
     outputs = FrameOutputs(kinds, panel=args.panel, title=predictor.name,
                            depth_unit=setup.unit if setup is not None else "",
                            max_depth=args.max_depth, cloud_stride=args.cloud_stride)
@@ -222,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
             left, right = rectifier(left, right)
         return PipelineFrame(job, left, right)
 
-    done, skipped, failed, latencies = 0, 0, [], []
+    summary = BatchSummary(len(jobs))
     stop = threading.Event()
     video = VideoWriter(args.video, args.fps) if args.video else None
     start = time.perf_counter()
@@ -232,10 +262,10 @@ def run(args: argparse.Namespace) -> int:
                 progress.update(1)
                 try:
                     if frame.error:
-                        failed.append((frame.item.name, frame.error))
+                        summary.failed.append((frame.item.name, frame.error))
                         continue
                     if frame.disparity is None:
-                        skipped += 1
+                        summary.skipped += 1
                         if video is not None:
                             video.write(frame.extra)
                         continue
@@ -249,28 +279,30 @@ def run(args: argparse.Namespace) -> int:
                     if video is not None:
                         video.write(picture)
                 except EdgeStereoError as exc:
-                    failed.append((frame.item.name, str(exc)))
+                    summary.failed.append((frame.item.name, str(exc)))
                     continue
-                done += 1
-                latencies.append(frame.infer_ms)
-                progress.set_postfix_str(f"{latencies[-1]:.0f} ms/inference", refresh=False)
+                summary.done += 1
+                summary.latencies_ms.append(frame.infer_ms)
+                progress.set_postfix_str(f"{frame.infer_ms:.0f} ms/inference", refresh=False)
         finally:
             if video is not None:
                 video.close()
-    elapsed = time.perf_counter() - start
+    summary.elapsed_s = time.perf_counter() - start
+    summary.video_frames = video.frames if video is not None else 0
+    summary.stopped = stop.is_set()
 
-    left_over = len(jobs) - done - skipped - len(failed)
-    print(f"frames     {len(jobs)} listed: {done} done, {skipped} already done, {len(failed)} failed"
-          + (f", {left_over} not started (stopped)" if left_over else ""))
-    for name, reason in failed:
+    left_over = summary.listed - summary.done - summary.skipped - len(summary.failed)
+    print(f"frames     {summary.listed} listed: {summary.done} done, {summary.skipped} already done, "
+          f"{len(summary.failed)} failed" + (f", {left_over} not started (stopped)" if left_over else ""))
+    for name, reason in summary.failed:
         print(f"failed     {name}: {reason}")
-    if latencies:
-        print(f"inference  mean {statistics.fmean(latencies):.1f} ms, median {statistics.median(latencies):.1f} ms "
-              f"({predictor.name}); end to end {done / elapsed:.2f} frames/s")
+    if summary.latencies_ms:
+        print(f"inference  mean {statistics.fmean(summary.latencies_ms):.1f} ms, median "
+              f"{statistics.median(summary.latencies_ms):.1f} ms ({predictor.name}); end to end "
+              f"{summary.frames_per_second:.2f} frames/s")
     print(f"wrote      {out}/NAME{{{','.join(FrameOutputs.paths('', kinds)[k].name for k in kinds)}}}")
-    if video is not None and video.frames:
-        print(f"wrote      {args.video} ({video.frames} frames, {args.fps:g} fps)")
-    if stop.is_set():
+    if summary.video_frames:
+        print(f"wrote      {args.video} ({summary.video_frames} frames, {args.fps:g} fps)")
+    if summary.stopped:
         print("stopped    run the same command again to resume")
-        return 130
-    return 1 if failed else 0
+    return summary
