@@ -24,6 +24,7 @@ COMMANDS = {
     "sample": "edgestereo.apps.sample",
     "synth": "edgestereo.apps.synth",
     "pack": "edgestereo.apps.pack",
+    "train": "edgestereo.apps.train",
 }
 
 
@@ -39,13 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(command)
-        command.set_defaults(_run=module.run)
+        # a sub-command that forwards options to another parser (train → LightningCLI) says so
+        command.set_defaults(_run=module.run, _forwards_unknown=getattr(module, "FORWARDS_UNKNOWN_ARGS", False))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not args._forwards_unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.forwarded = unknown
     try:
         return int(args._run(args) or 0)
     except EdgeStereoError as exc:

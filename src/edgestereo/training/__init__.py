@@ -1,0 +1,13 @@
+"""Training on PyTorch Lightning: the only package of edgestereo that imports ``lightning``.
+
+:class:`StereoLitModule` wraps any registered model with its published loss (``losses``),
+:class:`StereoDataModule` serves any registered data set, :func:`run_training` is ``edgestereo
+train``, :func:`export_weights` turns a run into safetensors that :func:`edgestereo.load_model` reads.
+"""
+
+from edgestereo.training.cli import run_training
+from edgestereo.training.datamodule import StereoDataModule
+from edgestereo.training.export import export_weights
+from edgestereo.training.lit_module import StereoLitModule
+
+__all__ = ["StereoDataModule", "StereoLitModule", "export_weights", "run_training"]

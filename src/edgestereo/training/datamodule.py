@@ -1,0 +1,192 @@
+"""The LightningDataModule: any registered data set (``edgestereo.data.create_dataset``) for
+training and validation, random crops and augmentation, and a data order that survives a kill.
+
+Resuming in the middle of an epoch continues with the very samples the killed run would have
+seen next: the order is a function of (seed, epoch) only, the checkpoint records how many samples
+of the epoch each rank has consumed, and each sample's augmentation draws from a generator seeded
+by (seed, epoch, index) rather than from a global stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from edgestereo.errors import EdgeStereoError
+
+__all__ = ["EpochSampler", "StereoDataModule"]
+
+
+class EpochSampler(DistributedSampler):
+    """This rank's share of a permutation seeded by (seed, epoch), yielding ``(epoch, index)`` so
+    that samples can seed their augmentation; :meth:`resume_at` skips what a killed run consumed.
+
+    Every rank gets ``len(dataset) // num_replicas`` distinct samples (the remainder is dropped so
+    ranks never see the same sample twice in an epoch).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int, shuffle: bool, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=True)
+        self._resume_epoch: int | None = None
+        self._resume_offset = 0
+
+    def resume_at(self, epoch: int, consumed: int) -> None:
+        """Start epoch ``epoch`` after the first ``consumed`` samples of this rank."""
+        self.set_epoch(epoch)
+        self._resume_epoch, self._resume_offset = epoch, consumed
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        indices = list(super().__iter__())
+        start = self._resume_offset if self._resume_epoch == self.epoch else 0
+        self._resume_epoch, self._resume_offset = None, 0
+        return iter([(self.epoch, index) for index in indices[start:]])
+
+
+class _Augmented(Dataset):
+    """Applies ``transform(sample, rng)`` with a generator seeded by (seed, epoch, index), then
+    converts to tensors."""
+
+    def __init__(self, dataset: Dataset, transform: Any, seed: int) -> None:
+        self.dataset, self.transform, self.seed = dataset, transform, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        from edgestereo.data import to_tensors
+
+        epoch, index = key
+        sample = self.dataset[index]
+        if self.transform is not None:
+            sample = self.transform(sample, np.random.default_rng([self.seed, epoch, index]))
+        return to_tensors(sample)
+
+
+class _Tensors(Dataset):
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from edgestereo.data import to_tensors
+
+        return to_tensors(self.dataset[index])
+
+
+class StereoDataModule(pl.LightningDataModule):
+    """Training and validation data.
+
+    dataset/root/split/options: ``create_dataset(dataset, root, split, **options)`` for training
+    (root None: generated data sets only, e.g. "synthetic"). val_dataset/val_root/val_options
+    default to the training ones; val_split None disables validation. crop_size: (H, W) random
+    crops for training (multiples of the model's divisor), None for whole images (equal sizes).
+    augment: the standard photometric and spatial augmentation of ``edgestereo.data.transforms``.
+    batch_size is per process (per GPU under DDP). seed: data order and augmentation.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        split: str = "train",
+        options: dict[str, Any] | None = None,
+        val_dataset: str | None = None,
+        val_root: str | None = None,
+        val_split: str | None = "val",
+        val_options: dict[str, Any] | None = None,
+        crop_size: tuple[int, int] | None = (256, 512),
+        augment: bool = True,
+        batch_size: int = 2,
+        val_batch_size: int = 1,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        for option, value in (("data.root", root), ("data.val_root", val_root)):
+            if value is not None and not Path(value).exists():
+                raise EdgeStereoError(f"{option}: {value} does not exist")
+        if batch_size < 1 or val_batch_size < 1:
+            raise EdgeStereoError(f"data.batch_size and data.val_batch_size must be ≥ 1, got {batch_size}, "
+                                  f"{val_batch_size}")
+        if crop_size is not None and (len(crop_size) != 2 or min(crop_size) < 1):
+            raise EdgeStereoError(f"data.crop_size must be (height, width), got {crop_size}")
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self._resume: dict[str, int] | None = None
+
+    # ------------------------------------------------------------------ data sets
+    def _create(self, name: str, root: str | None, split: str, options: dict[str, Any] | None) -> Dataset:
+        from edgestereo.data import create_dataset
+
+        return create_dataset(name, root=root, split=split, **dict(options or {}))
+
+    def _train_transform(self) -> Any:
+        from edgestereo.data import transforms
+
+        return transforms.training_transform(crop_size=self.hparams.crop_size, augment=self.hparams.augment)
+
+    def setup(self, stage: str) -> None:
+        hp = self.hparams
+        if stage == "fit" and self.train_set is None:
+            raw = self._create(hp.dataset, hp.root, hp.split, hp.options)
+            self.train_set = _Augmented(raw, self._train_transform(), hp.seed)
+            world = self.trainer.world_size if self.trainer is not None else 1
+            per_rank = len(raw) // world
+            if per_rank < hp.batch_size:
+                raise EdgeStereoError(
+                    f"data.batch_size {hp.batch_size} is larger than the data set: {hp.dataset} ({hp.split}) has "
+                    f"{len(raw)} samples, {per_rank} per process on {world} process(es)"
+                )
+        if stage in ("fit", "validate") and self.val_set is None and hp.val_split is not None:
+            name = hp.val_dataset or hp.dataset
+            root = hp.val_root if hp.val_dataset is not None or hp.val_root is not None else hp.root
+            options = hp.val_options if hp.val_options is not None else hp.options
+            raw = self._create(name, root, hp.val_split, options)
+            if len(raw) == 0:
+                raise EdgeStereoError(f"validation set {name} ({hp.val_split}) is empty")
+            self.val_set = _Tensors(raw)
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        from edgestereo.data import collate_stereo
+
+        assert self.train_set is not None, "setup('fit') first"
+        trainer = self.trainer
+        sampler = EpochSampler(self.train_set, num_replicas=trainer.world_size if trainer else 1,
+                               rank=trainer.global_rank if trainer else 0, shuffle=True, seed=self.hparams.seed)
+        if self._resume is not None:
+            sampler.resume_at(self._resume["epoch"], self._resume["consumed"])
+            self._resume = None
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_stereo,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        from edgestereo.data import collate_stereo
+
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.hparams.val_batch_size, shuffle=False,
+                          num_workers=self.hparams.num_workers, collate_fn=collate_stereo)
+
+    # ------------------------------------------------------------------ resume
+    def state_dict(self) -> dict[str, int]:
+        """Where the training data stands: the epoch and the samples this rank consumed in it."""
+        trainer = self.trainer
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": trainer.current_epoch, "consumed": batches * self.hparams.batch_size}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if "epoch" in state_dict:
+            self._resume = {"epoch": int(state_dict["epoch"]), "consumed": int(state_dict["consumed"])}

@@ -1,0 +1,260 @@
+"""The LightningModule that trains any registered model with its published loss (or the
+self-supervised objective), AdamW + one-cycle, frozen BatchNorm on request, and validation
+metrics (EPE, bad-1, bad-3, D1) with a picture grid per validation.
+
+The network stays a plain :class:`~edgestereo.models.StereoModel` in ``self.model``; its weights
+are ``model.*`` in Lightning checkpoints and :func:`edgestereo.training.export_weights` writes them
+as safetensors that :func:`edgestereo.load_model` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models import create_model
+from edgestereo.runtime.padding import InputPadder
+from edgestereo.training.losses import (
+    SelfSupervisedLoss,
+    left_predictions,
+    loss_mask,
+    masked_mean,
+    photometric_error,
+    published_loss,
+    warp_right_to_left,
+)
+
+__all__ = ["DEFAULT_TRAIN_MODEL", "StereoLitModule", "validation_grid"]
+
+#: what `edgestereo train` trains when no model is named: the real-time default.
+DEFAULT_TRAIN_MODEL = "stereonet-plus"
+#: thresholds (px) of the bad-τ rates logged each validation.
+_VAL_THRESHOLDS = (1.0, 3.0)
+
+
+def _flip(tensor: Tensor) -> Tensor:
+    return torch.flip(tensor, dims=[-1])
+
+
+def validation_grid(left: Tensor, prediction: Tensor, gt: Tensor, valid: Tensor, max_error: float = 5.0) -> np.ndarray:
+    """Rows of left | prediction | ground truth | |error| for a batch, as one (N·H, 4·W, 3) uint8 RGB picture.
+
+    left: (N,3,H,W) in [0,255]; prediction, gt: (N,1,H,W) px; valid: (N,1,H,W) bool. Prediction and
+    ground truth share the colour range of the ground truth; the error map runs 0 → ``max_error`` px
+    (black where there is no ground truth).
+    """
+    import cv2
+
+    from edgestereo.viz import colorize_disparity, value_range
+
+    rows = []
+    for index in range(left.shape[0]):
+        image = left[index].detach().float().clamp(0, 255).round().byte().permute(1, 2, 0).cpu().numpy()
+        pred = prediction[index, 0].detach().float().cpu().numpy()
+        truth = gt[index, 0].detach().float().cpu().numpy()
+        mask = valid[index, 0].detach().cpu().numpy().astype(bool) & np.isfinite(truth)
+        shown_truth = np.where(mask, truth, np.nan)
+        vmin, vmax = value_range(shown_truth) if mask.any() else value_range(pred)
+        error = np.clip(np.abs(pred - np.where(mask, truth, 0)) / max_error, 0, 1)
+        error_rgb = cv2.cvtColor(cv2.applyColorMap((error * 255).astype(np.uint8), cv2.COLORMAP_INFERNO),
+                                 cv2.COLOR_BGR2RGB)
+        error_rgb[~mask] = 0
+        rows.append(np.concatenate([image, colorize_disparity(pred, vmin, vmax),
+                                    colorize_disparity(shown_truth, vmin, vmax), error_rgb], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+class StereoLitModule(pl.LightningModule):
+    """Trains ``create_model(model, pretrained, **model_config)``.
+
+    loss: "published" (the family's loss, :func:`~edgestereo.training.losses.published_loss`) or
+    "self_supervised" (photometric + smoothness + left-right consistency, no ground truth needed;
+    weights in ``self_supervised``). max_disp: ground truth at or above it (px) is ignored by the
+    loss and the validation metrics; None: the model's ``config.max_disp`` (or the published cut-off).
+    Optimiser AdamW(lr, weight_decay, eps=1e-8); scheduler "onecycle" (linear, ``pct_start`` warm-up,
+    over ``trainer.estimated_stepping_batches``; the public RAFT-Stereo recipe) or "constant".
+    freeze_bn keeps BatchNorm statistics fixed (affine parameters still train), as RAFT-Stereo
+    does when fine-tuning. val_images: pairs in the picture grid written each validation.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_TRAIN_MODEL,
+        model_config: dict[str, Any] | None = None,
+        pretrained: str | None = None,
+        loss: Literal["published", "self_supervised"] = "published",
+        self_supervised: SelfSupervisedLoss | None = None,
+        max_disp: float | None = None,
+        lr: float = 2e-4,
+        weight_decay: float = 1e-5,
+        scheduler: Literal["onecycle", "constant"] = "onecycle",
+        pct_start: float = 0.01,
+        freeze_bn: bool = False,
+        val_images: int = 2,
+    ) -> None:
+        super().__init__()
+        weights = self_supervised if self_supervised is not None else SelfSupervisedLoss()
+        if isinstance(weights, dict):
+            weights = SelfSupervisedLoss(**weights)
+        # checkpoints are read back with weights_only=True: hyper-parameters must be plain data
+        self.save_hyperparameters(ignore=["self_supervised"])
+        self.hparams["self_supervised"] = dataclasses.asdict(weights)
+        config = dict(model_config or {})
+        # create_model returns eval mode (for inference); training starts from train mode
+        self.model = create_model(model, pretrained=pretrained, **{k: _tuples(v) for k, v in config.items()}).train()
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise EdgeStereoError(f"model {model!r} has no trainable parameters")
+        self.loss_kind = loss
+        self.self_supervised = weights
+        self.supervised = published_loss(self.model, max_disp) if loss == "published" else None
+        self.max_disp = max_disp if max_disp is not None else getattr(self.model.config, "max_disp", None)
+        self._val_sums: Tensor | None = None
+        self._val_photometric: list[Tensor] = []
+
+    # ------------------------------------------------------------------ modes
+    def train(self, mode: bool = True) -> StereoLitModule:
+        """Train mode; with ``freeze_bn`` every BatchNorm stays in eval mode (frozen statistics)."""
+        super().train(mode)
+        if mode and self.hparams.freeze_bn:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) px (padded to the divisor and back)."""
+        padder = InputPadder(left.shape, self.model.divisor)
+        padded_left, padded_right = padder.pad(left, right)
+        return padder.unpad(self.model(padded_left, padded_right))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the network's name and complete config (also what a pretrained file set), so the
+        weights can be exported without the recipe."""
+        from edgestereo.training.export import NETWORK_KEY
+
+        config = dataclasses.asdict(self.model.config) if dataclasses.is_dataclass(self.model.config) else {}
+        checkpoint[NETWORK_KEY] = {"model": self.model.model_name, "config": config}
+
+    # ------------------------------------------------------------------ training
+    def _self_supervised_terms(self, batch: dict[str, Any], outputs: Any) -> dict[str, Tensor]:
+        left, right = batch["left"], batch["right"]
+        right_disparity = None
+        if self.self_supervised.lr_weight > 0:
+            # the right view's disparity: the same network on the mirrored, swapped pair
+            mirrored = left_predictions(self.model.forward_train(_flip(right), _flip(left)))[-1]
+            right_disparity = _flip(mirrored)
+        return self.self_supervised(left, right, left_predictions(outputs), right_disparity)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        """One optimisation step on a collated batch (``left``/``right`` (B,3,H,W), ``disp``/``valid`` (B,1,H,W))."""
+        outputs = self.model.forward_train(batch["left"], batch["right"])
+        if self.supervised is not None:
+            terms = self.supervised(outputs, batch)
+        else:
+            terms = self._self_supervised_terms(batch, outputs)
+        batch_size = batch["left"].shape[0]
+        self.log("train/loss", terms["loss"], prog_bar=True, batch_size=batch_size)
+        for name, value in terms.items():
+            if name != "loss":
+                self.log(f"train/{name}", value, batch_size=batch_size)
+        if "disp" in batch:
+            mask = loss_mask(batch["disp"], batch.get("valid"), self.max_disp)
+            if bool(mask.any()):
+                final = left_predictions(outputs)[-1].detach().float()
+                self.log("train/epe", masked_mean((final - batch["disp"]).abs(), mask), prog_bar=True,
+                         batch_size=batch_size)
+        return terms["loss"]
+
+    def configure_optimizers(self) -> Any:
+        """AdamW over the trainable parameters, with the one-cycle schedule stepped every batch."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, eps=1e-8)
+        if self.hparams.scheduler == "constant":
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)
+        if total < 1:
+            raise EdgeStereoError("the one-cycle schedule needs a finite run: set trainer.max_steps or max_epochs")
+        # the public recipe schedules num_steps + 100 so the rate never quite reaches zero
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=self.hparams.lr, total_steps=total + 100, pct_start=self.hparams.pct_start,
+            cycle_momentum=False, anneal_strategy="linear",
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ validation
+    def on_validation_epoch_start(self) -> None:
+        # pixel counts: scored, |error| sum, > 1 px, > 3 px, D1 outliers
+        self._val_sums = torch.zeros(5, dtype=torch.float64, device=self.device)
+        self._val_photometric = []
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Accumulates pixel-weighted metrics over the whole validation set (all ranks)."""
+        left, right = batch["left"], batch["right"]
+        prediction = self(left, right).float()
+        if self.loss_kind == "self_supervised":
+            reconstruction, in_view = warp_right_to_left(right.float(), prediction)
+            error = photometric_error(left.float(), reconstruction, self.self_supervised.ssim_share)
+            self._val_photometric.append(masked_mean(error, in_view))
+        gt = batch.get("disp")
+        if gt is None:
+            return
+        mask = loss_mask(gt, batch.get("valid"), self.max_disp) & (gt > 0)
+        if batch_idx == 0 and self.trainer.is_global_zero and self.hparams.val_images > 0:
+            count = self.hparams.val_images
+            self._write_grid(validation_grid(left[:count], prediction[:count], gt[:count], mask[:count]))
+        error = (prediction - gt).abs()[mask].double()
+        truth = gt[mask].double()
+        assert self._val_sums is not None
+        self._val_sums += torch.stack([
+            torch.tensor(float(error.numel()), dtype=torch.float64, device=error.device),
+            error.sum(),
+            (error > _VAL_THRESHOLDS[0]).sum().double(),
+            (error > _VAL_THRESHOLDS[1]).sum().double(),
+            ((error > 3.0) & (error > 0.05 * truth)).sum().double(),
+        ])
+
+    def on_validation_epoch_end(self) -> None:
+        """Logs val/epe, val/bad1, val/bad3, val/d1 (pixel-weighted over every rank) and, in
+        self-supervised mode, val/photometric."""
+        if self._val_sums is None:
+            return
+        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        metrics: dict[str, Tensor] = {}
+        if sums[0] > 0:
+            count = sums[0]
+            metrics = {
+                "val/epe": sums[1] / count,
+                "val/bad1": 100 * sums[2] / count,
+                "val/bad3": 100 * sums[3] / count,
+                "val/d1": 100 * sums[4] / count,
+            }
+        if self._val_photometric:
+            local = torch.stack(self._val_photometric).mean()
+            metrics["val/photometric"] = self.trainer.strategy.reduce(local, reduce_op="mean")
+        if metrics:
+            self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=True, sync_dist=False)
+        self._val_sums = None
+
+    def _write_grid(self, grid: np.ndarray) -> None:
+        from edgestereo.data.io import write_image
+
+        if self.trainer.sanity_checking:
+            return
+        folder = Path(self.trainer.default_root_dir) / "images"
+        write_image(folder / f"val_step{self.global_step:07d}.png", grid)
+        for logger in self.trainer.loggers:
+            experiment = getattr(logger, "experiment", None)
+            if hasattr(experiment, "add_image"):
+                experiment.add_image("val/left_prediction_truth_error", grid, self.global_step, dataformats="HWC")
+
+
+def _tuples(value: Any) -> Any:
+    """YAML and the command line give lists; frozen model configs hold tuples."""
+    return tuple(value) if isinstance(value, list) else value
