@@ -19,6 +19,7 @@ COMMANDS = {
     "calibrate": "edgestereo.apps.calibrate",
     "export": "edgestereo.apps.export",
     "check-onnx": "edgestereo.apps.check_onnx",
+    "quantize": "edgestereo.apps.quantize",
     "bench": "edgestereo.apps.bench",
     "models": "edgestereo.apps.list_models",
     "sample": "edgestereo.apps.sample",
