@@ -1,0 +1,150 @@
+"""StereoNetPlus on this CPU: parameters, GFLOPs, ONNX Runtime fp32 latency, FPS and achieved GFLOP/s.
+
+Every StereoNetPlus variant, and in the same run raft-stereo-realtime and sgbm when they are
+registered, at 384x640 and 544x960 (batch 1). Networks are exported with edgestereo's exporter
+(``--profile``, default npu4d: the graph an NPU gets) and timed in ONNX Runtime on the CPU with
+``--threads`` intra-op threads; SGBM is timed as OpenCV runs it (``cv2.setNumThreads``). GFLOPs
+are torch.utils.flop_counter's count (2 per multiply-add; convolutions and matrix products only) of
+the exported path. Latency is the median of ``--runs`` runs after warm-up; random weights, since
+the timing does not depend on them. The load average is printed before and after: on a shared
+machine the figures are only as good as the quiet it ran in.
+
+Issue targets (2 cores, ONNX Runtime fp32): ≥ 20 FPS at 384x640, ≥ 8 FPS at 544x960.
+
+usage:
+  .venv/bin/python benchmarks/bench_stereonet_plus.py            # both sizes, 20 runs
+  .venv/bin/python benchmarks/bench_stereonet_plus.py --quick    # 384x640, 3 runs: a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import onnxruntime as ort
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from edgestereo.export.onnx import export_onnx
+from edgestereo.models import StereoModel, create_model, list_models
+from edgestereo.runtime.onnx import OnnxPredictor
+
+BASELINES = ("raft-stereo-realtime", "sgbm")
+SIZES = ((384, 640), (544, 960))
+TARGET_FPS = {(384, 640): 20.0, (544, 960): 8.0}
+
+
+@dataclass
+class Row:
+    model: str
+    height: int
+    width: int
+    params_m: float
+    gflops: float | None
+    runtime: str
+    median_ms: float
+    min_ms: float
+
+    @property
+    def fps(self) -> float:
+        return 1e3 / self.median_ms
+
+    def markdown(self) -> str:
+        gflops = f"{self.gflops:.2f}" if self.gflops is not None else "-"
+        achieved = f"{self.gflops / self.median_ms * 1e3:.1f}" if self.gflops is not None else "-"
+        target = TARGET_FPS.get((self.height, self.width))
+        verdict = ("yes" if self.fps >= target else "no") if target and self.model.startswith("stereonet-plus") else ""
+        return (f"| {self.model} | {self.width}x{self.height} | {self.params_m:.3f} | {gflops} | {self.runtime} | "
+                f"{self.median_ms:.1f} | {self.min_ms:.1f} | {self.fps:.1f} | {achieved} | {verdict} |")
+
+
+def count_gflops(model: StereoModel, height: int, width: int, deploy: bool) -> float:
+    """GFLOPs of one forward pass at (height, width), batch 1, on the chosen path."""
+    was_deploy = model.is_deploy
+    model.deploy(deploy)
+    try:
+        left, right = model.example_inputs(height, width)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(left, right)
+    finally:
+        model.deploy(was_deploy)
+    return counter.get_total_flops() / 1e9
+
+
+def time_calls(call, warmup: int, runs: int) -> list[float]:
+    """Milliseconds of ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    latencies = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - start) * 1e3)
+    return latencies
+
+
+def bench_network(name: str, height: int, width: int, args: argparse.Namespace, folder: Path) -> Row:
+    model = create_model(name).eval()
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    gflops = count_gflops(model, height, width, model.export_uses_deploy(args.profile))
+    path = export_onnx(model, folder / f"{name}-{height}x{width}.onnx", height, width, profile=args.profile)
+    predictor = OnnxPredictor(path, threads=args.threads, providers=["CPUExecutionProvider"])
+    left, right = (t.numpy() for t in model.example_inputs(height, width))
+    latencies = time_calls(lambda: predictor.run_tensors(left, right), args.warmup, args.runs)
+    return Row(name, height, width, params, gflops, f"ORT fp32 ({args.profile})",
+               statistics.median(latencies), min(latencies))
+
+
+def bench_sgbm(height: int, width: int, args: argparse.Namespace) -> Row:
+    cv2.setNumThreads(args.threads)
+    model = create_model("sgbm")
+    left, right = (t[0].permute(1, 2, 0).byte().numpy() for t in model.example_inputs(height, width))
+    latencies = time_calls(lambda: model.match(left, right), args.warmup, args.runs)
+    return Row("sgbm", height, width, 0.0, None, "OpenCV", statistics.median(latencies), min(latencies))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="384x640 only, 1 warm-up and 3 runs: a smoke run")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2, this machine's cores)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per model and size (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs first (default 3)")
+    parser.add_argument("--profile", default="npu4d", choices=["npu4d", "tensorrt", "generic"],
+                        help="export profile of the timed graphs (default npu4d)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="models to time (default: every stereonet-plus variant, then raft-stereo-realtime, sgbm)")
+    args = parser.parse_args()
+    sizes = SIZES[:1] if args.quick else SIZES
+    if args.quick:
+        args.runs, args.warmup = 3, 1
+    torch.set_num_threads(args.threads)
+    registered = list_models()
+    names = args.models or [n for n in registered if n.startswith("stereonet-plus")] + [
+        n for n in BASELINES if n in registered]
+
+    print(f"# bench_stereonet_plus: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"{args.threads} threads, onnxruntime {ort.__version__}, torch {torch.__version__}")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
+    print("| model | size (WxH) | params (M) | GFLOPs | runtime | median ms | min ms | FPS | GFLOP/s | target met |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="bench-stereonet-plus-") as tmp:
+        for height, width in sizes:
+            for name in names:
+                if name == "sgbm":
+                    row = bench_sgbm(height, width, args)
+                else:
+                    row = bench_network(name, height, width, args, Path(tmp))
+                print(row.markdown(), flush=True)
+    print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("targets: >= 20 FPS at 384x640 and >= 8 FPS at 544x960 (median latency, ONNX Runtime fp32)")
+
+
+if __name__ == "__main__":
+    main()
