@@ -54,6 +54,15 @@ def test_npu4d_catches_a_5d_tensor_with_its_producer():
     assert check_onnx(model, "generic").ok
 
 
+def test_a_5d_weight_is_reported_at_the_node_that_uses_it():
+    kernel = numpy_helper.from_array(np.ones((4, 3, 1, 3, 3), np.float32), "kernel3d")
+    model = _model([helper.make_node("Conv", ["x", "kernel3d"], ["y"], name="/agg/Conv", pads=[0, 1, 1, 0, 1, 1])],
+                   [_tensor("x", [1, 3, 2, 8, 8])], [_tensor("y", [1, 4, 2, 8, 8])], [kernel])
+    reasons = {str(v) for v in check_onnx(model, "npu4d").violations}
+    assert "/agg/Conv: tensor kernel3d [4,3,1,3,3] has rank 5 > 4" in reasons
+    assert "graph input x: tensor x [1,3,2,8,8] has rank 5 > 4" in reasons
+
+
 def test_npu4d_catches_einsum_and_scatternd():
     model = _model(
         [helper.make_node("Einsum", ["a", "b"], ["c"], name="corr", equation="bchw,bchw->bhw"),

@@ -133,8 +133,8 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, OSError, RuntimeError) as exc:
-        raise ReadError(path, f"not an ONNX file ({str(exc).splitlines()[0][:120] if str(exc) else 'decode error'})")\
-            from None
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise ReadError(path, f"not an ONNX file ({detail})") from None
     if not proto.graph.node and not proto.graph.output:
         raise ReadError(path, "not an ONNX file (no graph in it)")
     return proto
@@ -176,7 +176,8 @@ def _dims(tensor_type: onnx.TypeProto.Tensor) -> list[str] | None:
 
 
 class _Collector:
-    """Tensor shapes and producers of one model, after shape inference."""
+    """Tensor shapes of one model after shape inference, and the node each tensor is reported at:
+    its producer, or for a weight its first consumer."""
 
     def __init__(self, proto: onnx.ModelProto) -> None:
         self.shapes: dict[str, list[str] | None] = {}
@@ -184,9 +185,11 @@ class _Collector:
         self.node_outputs: list[str] = []
         self.graph_inputs: set[str] = set()
         for graph in _graphs(proto.graph):
+            unclaimed_weights = set()
             for init in graph.initializer:
                 self.shapes[init.name] = [str(d) for d in init.dims]
                 self.producer[init.name] = f"initializer {init.name}"
+                unclaimed_weights.add(init.name)
             for value in [*graph.input, *graph.output, *graph.value_info]:
                 if value.type.HasField("tensor_type"):
                     dims = _dims(value.type.tensor_type)
@@ -197,6 +200,9 @@ class _Collector:
                 self.producer.setdefault(value.name, f"graph input {value.name}")
             for index, node in enumerate(graph.node):
                 label = _node_label(node, index)
+                for name in unclaimed_weights.intersection(node.input):
+                    self.producer[name] = label
+                    unclaimed_weights.discard(name)
                 for name in node.output:
                     if name:
                         self.producer[name] = label
