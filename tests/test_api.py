@@ -46,3 +46,19 @@ def test_predict_errors():
         edgestereo.predict(left.astype(np.float32), right)
     with pytest.raises(EdgeStereoError, match="model must be"):
         edgestereo.predict(left, right, model=3)
+
+
+def test_predict_runs_an_onnx_file(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("ReduceMean", ["left"], ["disparity"], axes=[1], keepdims=1),
+             helper.make_node("Identity", ["right"], ["unused"])]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, 16, 32]) for n in ("left", "right")]
+    outputs = [helper.make_tensor_value_info("disparity", TensorProto.FLOAT, [1, 1, 16, 32])]
+    graph = helper.make_model(helper.make_graph(nodes, "mean", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.save(graph, str(tmp_path / "mean.onnx"))
+    left, right = shifted_pair(16, 32)
+    result = edgestereo.predict(left, right, model=str(tmp_path / "mean.onnx"))
+    np.testing.assert_allclose(result.disparity, left.astype(np.float32).mean(2), rtol=1e-5)

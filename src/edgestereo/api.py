@@ -85,8 +85,9 @@ def predict(
     """Estimate disparity (and depth, with a calibration) for one stereo pair.
 
     left, right: paths, (H,W,3) uint8 arrays or (3,H,W) tensors in [0,255]. model: a registry name
-    (default :data:`DEFAULT_MODEL`), a :class:`~edgestereo.models.StereoModel`, or a predictor
-    (any callable from two uint8 images to a disparity map). calib: a
+    (default :data:`DEFAULT_MODEL`), the path of an exported ``.onnx`` file (run in ONNX Runtime), a
+    :class:`~edgestereo.models.StereoModel`, or a predictor (any callable from two uint8 images to a
+    disparity map). calib: a
     :class:`~edgestereo.geometry.StereoCalibration` or a Middlebury ``calib.txt`` path.
     """
     t0 = time.perf_counter()
@@ -110,6 +111,10 @@ def _make_predictor(model: Any, pretrained: Any, device: str | None, precision: 
     from edgestereo.models import StereoModel, create_model
     from edgestereo.runtime.predictor import TorchPredictor
 
+    if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
+        from edgestereo.runtime.onnx import OnnxPredictor
+
+        return OnnxPredictor(model, device=device)
     if model is None or isinstance(model, str):
         name = model or DEFAULT_MODEL
         return TorchPredictor(create_model(name, pretrained=pretrained), device, precision)
