@@ -1,10 +1,13 @@
-"""StereoNetPlus: sizes, training outputs, gradients, deploy parity, a 4-D deploy path, pinned sizes."""
+"""StereoNetPlus: sizes, training outputs, gradients, deploy parity, a 4-D deploy path, pinned sizes, and
+the npu4d export: check-onnx passes, only ops an int8 QDQ graph carries, ONNX Runtime matches PyTorch."""
 
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.export.check import check_onnx
+from edgestereo.export.onnx import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from edgestereo.models.stereonet_plus import DisparityRegression, StereoNetPlus
 
@@ -118,3 +121,34 @@ def test_superpixel_upsampling_keeps_a_constant_disparity(monkeypatch):
     with torch.no_grad():
         out = model(*model.example_inputs(64, 128))
     torch.testing.assert_close(out[..., 8:, 8:], torch.full_like(out[..., 8:, 8:], 48.0))
+
+
+#: the op types of the deploy graph, each one that ONNX Runtime's quantizer wraps in QDQ or that passes
+#: quantized tensors through (Slice, Pad, Concat, Resize); a new op type must be looked at before it
+#: is added here.
+QDQ_FRIENDLY_OPS = {
+    "Add", "Concat", "Conv", "ConvTranspose", "Div", "Exp", "LeakyRelu", "Mul", "Pad", "ReduceMax",
+    "ReduceMean", "ReduceSum", "Relu", "Resize", "Slice", "Sub",
+}
+
+
+def _export_and_check(name: str, height: int, width: int, tmp_path) -> None:
+    model = _calibrated(name)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", height, width, profile="npu4d")
+    report = check_onnx(path, "npu4d")
+    assert report.ok, report.format()
+    assert report.max_rank <= 4
+    assert set(report.op_histogram) <= QDQ_FRIENDLY_OPS, report.format()
+    parity = verify_onnx(model, path)
+    assert parity.torch_path == "deploy"
+    assert parity.within(1e-3, 1e-2), str(parity)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_npu4d_export_passes_check_and_matches_pytorch(name, tmp_path):
+    _export_and_check(name, 64, 128, tmp_path)
+
+
+@pytest.mark.slow
+def test_reference_size_export(tmp_path):
+    _export_and_check("stereonet-plus", 544, 960, tmp_path)
