@@ -38,6 +38,7 @@ _MAGIC = b"ESLMDB1\n"
 _PREFIX = struct.Struct("<II")  # CRC-32 of the rest, header length
 IMAGE_CODECS = ("png", "raw")
 _ARRAY_KEYS = ("left", "right", "disp", "valid", "disp_right", "valid_right")
+_BATCH = 32  # entries per write transaction
 
 
 def entry_key(index: int) -> bytes:
@@ -204,7 +205,8 @@ def _encode_index(index: int) -> tuple[int, bytes]:
 
 def _encoded(todo: list[int], workers: int, init_args: tuple) -> Iterator[tuple[int, bytes]]:
     if workers > 0 and len(todo) > 1:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
+        # the platform's default start method: fork on Linux, so workers start without re-importing
+        with multiprocessing.get_context().Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
             yield from pool.imap(_encode_index, todo, chunksize=4)
     else:
         _init_worker(*init_args)
@@ -269,7 +271,7 @@ def pack_dataset(name: str, out: str | Path, root: str | Path | None = None, spl
         batch: list[tuple[bytes, bytes]] = []
         for index, value in _encoded(todo, workers, (name, root and str(root), split, opts, image_codec)):
             batch.append((entry_key(index), value))
-            if len(batch) >= 32 or sum(len(v) for _, v in batch) > 1 << 28:
+            if len(batch) >= _BATCH or sum(len(v) for _, v in batch) > 1 << 28:
                 env = _put_batch(env, batch)
                 done += len(batch)
                 batch = []

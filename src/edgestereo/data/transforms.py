@@ -6,8 +6,8 @@ sample and hands it down, so a pipeline is reproducible:
 * with ``seed`` set, sample ``i`` in epoch ``e`` is augmented from ``default_rng([seed, e, i])``
   (``i`` = ``meta["index"]``), whatever the number of DataLoader workers or their order;
   ``set_epoch(e)`` changes the draws from one epoch to the next;
-* without a seed, the generator of the process is seeded from ``torch.initial_seed()``, which PyTorch
-  makes different per DataLoader worker and per epoch, and reproducible under ``torch.manual_seed``.
+* without a seed, each sample's generator is seeded from PyTorch's global generator, which PyTorch
+  seeds apart in every DataLoader worker and which ``torch.manual_seed`` makes reproducible.
 
 Geometry is kept exact: scaling multiplies the disparity by the horizontal scale and resamples
 disparity and validity with nearest neighbours (no blend across depth edges, sparse ground truth stays
@@ -23,8 +23,6 @@ sparse); swap-and-flip mirrors both views and exchanges them, which needs the ri
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,16 +49,12 @@ _IMAGES = ("left", "right")
 _MAPS = ("disp", "valid", "disp_right", "valid_right")
 
 
-@functools.cache
-def _process_rng(pid: int, torch_seed: int) -> np.random.Generator:
-    return np.random.default_rng([torch_seed, pid])
-
-
 def _default_rng() -> np.random.Generator:
-    """One generator per process, seeded from ``torch.initial_seed()`` (set per DataLoader worker)."""
+    """A generator seeded from PyTorch's global generator: reproducible under ``torch.manual_seed`` and
+    different in every DataLoader worker (PyTorch seeds each worker apart)."""
     import torch
 
-    return _process_rng(os.getpid(), torch.initial_seed())
+    return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def _present(sample: Sample, keys: Sequence[str]) -> list[str]:
@@ -68,7 +62,7 @@ def _present(sample: Sample, keys: Sequence[str]) -> list[str]:
 
 
 class RandomTransform:
-    """Base class: ``__call__(sample, rng=None)``; without ``rng`` the process generator is used."""
+    """Base class: ``__call__(sample, rng=None)``; without ``rng`` one is seeded from PyTorch's generator."""
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         return self.apply(dict(sample), rng if rng is not None else _default_rng())

@@ -64,8 +64,8 @@ class Middlebury2014(PairStereoDataset):
             raise EdgeStereoError(f"middlebury: unknown right_image {right_image!r}; choose im1, im1E or im1L")
         scenes = [s for s in _scenes(root, layout) if s.name.endswith(suffixes[variant])]
         if not scenes:
-            raise EdgeStereoError(f"{root}: no *{'/*'.join(suffixes[variant])} scene folders; expected the layout "
-                                  f"{layout}")
+            raise EdgeStereoError(f"{root}: no scene folders ending in {' or '.join(suffixes[variant])}; expected "
+                                  f"the layout {layout}")
         records = [PairRecord(left=s / "im0.png", right=s / f"{right_image}.png", disp=s / "disp0.pfm",
                               disp_right=s / "disp1.pfm" if right_disparity else None, calib=s / "calib.txt",
                               extra={"scene": s.name}) for s in scenes]

@@ -198,7 +198,8 @@ def write_synthetic(out: str | Path, num: int, config: SyntheticConfig, seed: in
         progress(done, num)
     job = (root, config, int(seed), stream)
     if workers > 0 and len(todo) > 1:
-        with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
+        # the platform's default start method: fork on Linux, so workers start without re-importing
+        with multiprocessing.get_context().Pool(workers, initializer=_init_worker, initargs=(job,)) as pool:
             for _ in pool.imap_unordered(_write_one, todo, chunksize=4):
                 done += 1
                 if progress:

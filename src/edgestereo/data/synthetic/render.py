@@ -155,7 +155,7 @@ def _camera(image: np.ndarray, rng: np.random.Generator, config: SyntheticConfig
         ys = (np.arange(height, dtype=np.float32) - np.float32(rng.uniform(0.4, 0.6) * height))[:, None]
         falloff = np.float32(-rng.uniform(0, 0.25) / (0.25 * (width**2 + height**2)))
         image *= (1 + falloff * (xs * xs + ys * ys))[:, :, None]
-        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 0.9))
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.2, 0.7))
         image += _sensor_noise(rng, image.shape) * np.float32(rng.uniform(0, config.noise_std) / 255.0)
     return cv2.convertScaleAbs(image, alpha=255.0)
 

@@ -27,11 +27,13 @@ TEXTURE_KINDS = ("natural", "noise", "dead_leaves", "pattern", "flat")
 
 _MAX_SIDE = 640  # larger photographs are shrunk once; each layer magnifies or shrinks its crop anyway
 _MAX_SOURCE = 1024  # procedural sources are never larger than this (the border reflects beyond it)
+_TEXTURE_BLUR = 0.6  # Gaussian sigma, pixels
 
 
 @functools.cache
-def natural_images() -> tuple[np.ndarray, ...]:
-    """The bundled photographs as (H,W,3) uint8 RGB (grey ones replicated), loaded once per process."""
+def natural_images() -> tuple[tuple[np.ndarray, ...], ...]:
+    """The bundled photographs as (H,W,3) uint8 RGB (grey ones replicated), each with two halved
+    copies (a mip-map, so shrunk textures do not alias), loaded once per process."""
     import skimage.data
 
     images = []
@@ -43,7 +45,8 @@ def natural_images() -> tuple[np.ndarray, ...]:
         scale = _MAX_SIDE / max(image.shape[:2])
         if scale < 1:
             image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        images.append(image)
+        half = cv2.pyrDown(image)
+        images.append((image, half, cv2.pyrDown(half)))
     return tuple(images)
 
 
@@ -122,7 +125,7 @@ def _pattern(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     ys = np.arange(height, dtype=np.float32)[:, None]
     xs = np.arange(width, dtype=np.float32)[None, :]
     angle = rng.uniform(0, np.pi)
-    period = loguniform(rng, 3, 40)
+    period = loguniform(rng, 4, 40)
     cos, sin = np.float32(np.cos(angle) * 2 * np.pi / period), np.float32(np.sin(angle) * 2 * np.pi / period)
     wave_u = np.sin(xs * cos + ys * sin)
     kind = rng.integers(3)
@@ -149,9 +152,11 @@ def _flat(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 def _natural(rng: np.random.Generator, height: int, width: int, homography: np.ndarray) -> np.ndarray:
     """A photograph, scaled, rotated and recoloured, seen through ``homography``."""
     images = natural_images()
-    image = images[int(rng.integers(len(images)))]
-    ih, iw = image.shape[:2]
+    pyramid = images[int(rng.integers(len(images)))]
     scale = loguniform(rng, 0.35, 2.5)  # photo pixels per texture unit
+    level = min(int(np.log2(max(scale, 1.0))), len(pyramid) - 1)
+    image, scale = pyramid[level], scale / 2**level
+    ih, iw = image.shape[:2]
     angle = rng.uniform(-np.pi, np.pi) if rng.random() < 0.5 else rng.uniform(-0.3, 0.3)
     cos, sin = scale * np.cos(angle), scale * np.sin(angle)
     placement = np.array([[cos, -sin, rng.uniform(0, iw)], [sin, cos, rng.uniform(0, ih)], [0, 0, 1]])
@@ -192,4 +197,7 @@ def sample_texture(rng: np.random.Generator, height: int, width: int, homography
         contrast = np.float32(loguniform(rng, 0.2, 1.4))
         mean = np.array(cv2.mean(texture)[:3], np.float32)
         texture = mean + contrast * (texture - mean)
+        # Band-limit as a lens would: detail at the pixel pitch cannot be resampled into the other view
+        # without error, so the ground truth would stop being exact there.
+        texture = cv2.GaussianBlur(texture, (5, 5), _TEXTURE_BLUR)
     return np.clip(texture, 0, 1, out=texture)
