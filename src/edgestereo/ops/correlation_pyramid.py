@@ -18,6 +18,7 @@ broadcast multiply, sum, gather and 4-D tensors, which NPU compilers accept.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -153,7 +154,11 @@ class CorrelationPyramid1d(nn.Module):
     def build(self, fmap1: Tensor, fmap2: Tensor) -> list[Tensor]:
         """fmap1 (B,C,H,W1), fmap2 (B,C,H,W2) → pyramid of (B,H,W1,W2_l) volumes (zero-padded in W2
         on the deploy path)."""
-        with torch.autocast(fmap1.device.type, enabled=False):
+        device_type = fmap1.device.type
+        # (meta tensors, for FLOP counting, have no autocast to turn off)
+        no_autocast = (torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type)
+                       else contextlib.nullcontext())
+        with no_autocast:
             fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
             if self.deploy_mode:
                 return pad_pyramid(correlation_pyramid(all_pairs_correlation_broadcast(fmap1, fmap2),

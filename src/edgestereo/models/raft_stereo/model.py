@@ -108,9 +108,10 @@ class RAFTStereo(StereoModel):
         state_dict = checkpoint.state_dict
         expected = _meta_model(build_config(self.config, config))
         if _shapes(expected.state_dict()) != _shapes(state_dict):
-            fits = [name for name, overrides in VARIANTS.items()
-                    if _shapes(_meta_model(build_config(RAFTStereoConfig(), overrides)).state_dict())
+            fits = [name for name in VARIANTS if _shapes(_meta_model(_variant_config(name)).state_dict())
                     == _shapes(state_dict)]
+            # ``self`` is the registry's default build of the variant asked for: name it in the error
+            expected.model_name = next((name for name in VARIANTS if _variant_config(name) == self.config), "")
             if fits:
                 try:
                     load_state_dict_strict(expected, state_dict, str(checkpoint.path or "checkpoint"))
@@ -227,8 +228,12 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def _variant_config(name: str) -> RAFTStereoConfig:
+    return build_config(RAFTStereoConfig(), VARIANTS[name])
+
+
 def _build(name: str, overrides: dict) -> RAFTStereo:
-    return RAFTStereo(build_config(build_config(RAFTStereoConfig(), VARIANTS[name]), overrides))
+    return RAFTStereo(build_config(_variant_config(name), overrides))
 
 
 @register_model("raft-stereo", description="RAFT-Stereo: 1/4 resolution, 3 GRU levels, 32 iterations "
