@@ -15,7 +15,11 @@ from edgestereo.models._base import StereoModel
 __all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
 
 # One module per model family; imported on first use of the registry, not at `import edgestereo`.
-_FAMILY_MODULES = ("edgestereo.models.sgbm", "edgestereo.models.stereonet_plus")
+_FAMILY_MODULES = (
+    "edgestereo.models.sgbm",
+    "edgestereo.models.stereonet_plus",
+    "edgestereo.models.raft_stereo",
+)
 
 
 @dataclass(frozen=True)
