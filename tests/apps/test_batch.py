@@ -141,3 +141,29 @@ def test_user_errors_end_with_one_line(folder, capsys):
                        "folder not found (--dir expects left/ and right/ inside)")
     _expect_user_error(capsys, _batch(folder, "--calib", str(folder / "none.yaml")), "none.yaml: file not found")
     assert not (folder / "out").exists() and not (folder / "o").exists()
+
+
+@pytest.mark.slow
+def test_onnx_runtime_goes_through_the_same_batch_path(folder, capsys):
+    """One set of weights, run by PyTorch (--model --pretrained) and by ONNX Runtime (--onnx): the
+    batch code is the same, so the disparities agree."""
+    import torch
+
+    from edgestereo.export.onnx import export_onnx
+    from edgestereo.models import create_model, save_pretrained
+
+    torch.manual_seed(0)
+    model = create_model("stereonet-plus-small").eval()
+    save_pretrained(model, folder / "weights.safetensors")
+    export_onnx(model, folder / "model.onnx", 64, 128)  # frames are 48x128: the ONNX predictor pads them
+    (folder / "in" / "left" / "frame_002.png").unlink()
+    (folder / "in" / "right" / "frame_002.png").unlink()
+    torch_args = ["--model", "stereonet-plus-small", "--pretrained", str(folder / "weights.safetensors")]
+    for runtime, options in (("torch", torch_args), ("onnx", ["--onnx", str(folder / "model.onnx")])):
+        assert main(["batch", "--dir", str(folder / "in"), "--out", str(folder / runtime), *options,
+                     "--device", "cpu"]) == 0
+    for i in (0, 1, 3, 4):
+        by_torch = read_pfm(folder / "torch" / f"frame_{i:03d}_disp.pfm")
+        by_onnx = read_pfm(folder / "onnx" / f"frame_{i:03d}_disp.pfm")
+        assert by_onnx.shape == (48, 128)
+        assert np.abs(by_torch - by_onnx).max() < 1e-2

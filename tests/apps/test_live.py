@@ -170,3 +170,12 @@ def test_split_side_by_side_needs_an_even_width():
     assert left.shape == right.shape == (1, 4, 3) and right[0, 0, 0] == 12
     with pytest.raises(Exception, match="even width"):
         split_side_by_side(np.zeros((2, 5, 3), np.uint8))
+
+
+def test_calibration_for_another_frame_size_stops_at_the_first_frame(sbs_video, tmp_path, capsys):
+    (tmp_path / "cam.json").write_text(json.dumps({"fx": 400, "cx": 63.5, "cy": 23.5, "baseline": 0.1,
+                                                    "width": 1280, "height": 720}))
+    _expect_user_error(capsys, main(["live", "--source", str(sbs_video), "--calib", str(tmp_path / "cam.json"),
+                                     "--no-window", "--output-prefix", str(tmp_path / "f"), *MODEL]),
+                       "is for 1280x720 frames, these are 128x48")
+    assert not list(tmp_path.glob("f_*"))

@@ -201,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
                 # One frame in flight per stage: a live view wants the newest frame, not a queue of old ones.
                 for frame in run_pipeline(frames, prepare, predictor, depth=1, stop=stop):
                     if frame.error:
+                        if shown == 0:  # before any success it is the setup (size, calibration), not one frame
+                            raise EdgeStereoError(frame.error)
                         failures += 1
                         print(f"frame {frame.item}: {frame.error}", file=sys.stderr)
                         continue
