@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +43,7 @@ def split_side_by_side(frame: np.ndarray) -> Pair:
     return np.ascontiguousarray(frame[:, :half]), np.ascontiguousarray(frame[:, half:])
 
 
-class StereoSource:
+class StereoSource(ABC):
     """Base class: ``read()`` returns the next (left, right) pair or None at the end of the stream.
 
     ``calibration`` is set by sources that know their rectified intrinsics (an OAK-D), with
@@ -56,9 +57,11 @@ class StereoSource:
     rectified = False
     fps: float | None = None
 
+    @abstractmethod
     def read(self) -> Pair | None:
-        raise NotImplementedError
+        """The next (left, right) pair of (H,W,3) uint8 RGB images, or None at the end of the stream."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the device or file."""
 
@@ -154,8 +157,8 @@ class _LatestFrames:
         while self._running:
             try:
                 pair = self._grab()
-            except EdgeStereoError as exc:
-                pair, error = None, str(exc)
+            except (EdgeStereoError, cv2.error) as exc:
+                pair, error = None, str(exc).strip()
             else:
                 error = None if pair is not None else "the camera stopped delivering frames"
             with self._condition:

@@ -13,8 +13,9 @@ import pytest
 
 from edgestereo.apps.cli import main
 from edgestereo.apps.live import display_available
-from edgestereo.camera import VideoStereoSource, split_side_by_side
+from edgestereo.camera import CameraStereoSource, VideoStereoSource, split_side_by_side
 from edgestereo.data.io import read_image, read_pfm
+from edgestereo.errors import EdgeStereoError
 from edgestereo.video import VideoWriter
 from stereo_fixtures import shifted_pair
 
@@ -179,3 +180,31 @@ def test_calibration_for_another_frame_size_stops_at_the_first_frame(sbs_video, 
                                      "--no-window", "--output-prefix", str(tmp_path / "f"), *MODEL]),
                        "is for 1280x720 frames, these are 128x48")
     assert not list(tmp_path.glob("f_*"))
+
+
+# OpenCV opens a video file wherever it opens a camera, which lets the UVC path run here without one.
+@pytest.fixture(scope="module")
+def two_videos(sbs_video):
+    paths = (sbs_video.with_name("left.mp4"), sbs_video.with_name("right.mp4"))
+    with VideoWriter(paths[0], fps=10) as left_video, VideoWriter(paths[1], fps=10) as right_video:
+        for left, right in VideoStereoSource(sbs_video):
+            left_video.write(left)
+            right_video.write(right)
+    return paths
+
+
+def test_two_device_source_keeps_the_newest_pair_and_reports_the_end(two_videos):
+    with CameraStereoSource(str(two_videos[0]), str(two_videos[1]), timeout=5) as source:
+        left, right = source.read()
+        assert left.shape == right.shape == (48, 128, 3)
+        with pytest.raises(EdgeStereoError, match="stopped delivering frames"):
+            for _ in range(FRAMES + 1):  # the grabbing thread drops what is not read in time
+                source.read()
+
+
+def test_live_from_a_side_by_side_device(sbs_video, tmp_path):
+    code = main(["live", "--sbs-device", str(sbs_video), "--max-frames", "1", "--output-prefix", str(tmp_path / "f"),
+                 "--save", "disparity", "--no-window", *MODEL])
+    assert code == 0
+    disparity = read_pfm(tmp_path / "f_00001_disp.pfm")
+    assert np.median(np.abs(disparity[:, 16:] - DISPARITY)) < 0.1

@@ -90,7 +90,7 @@ def stable_ranges(disparity: np.ndarray, calibration: Any, fixed: Sequence[float
     disparity: (H,W) pixels of the first frame. The disparity range is ``fixed`` when given,
     else the first frame's 1st–99th percentile widened by 20 % each way, so later frames with
     somewhat nearer or farther content still fall inside; the depth range is the same interval
-    converted to depth.
+    converted to depth, its far end capped at 20 times the near end (zero disparity is infinitely far).
     """
     from edgestereo.viz import value_range
 
@@ -102,10 +102,8 @@ def stable_ranges(disparity: np.ndarray, calibration: Any, fixed: Sequence[float
     if calibration is None:
         return (low, high), None
     focal_baseline = calibration.fx * calibration.baseline
-    near = focal_baseline / (high + calibration.doffs) if high + calibration.doffs > 0 else 0.0
-    far_denominator = low + calibration.doffs
-    far = focal_baseline / far_denominator if far_denominator > 0 else focal_baseline / max(high * 0.05, 1e-3)
-    return (low, high), (near, far)
+    nearest = max(high + calibration.doffs, 1e-6)
+    return (low, high), (focal_baseline / nearest, focal_baseline / max(low + calibration.doffs, nearest / 20))
 
 
 class FrameOutputs:
