@@ -126,6 +126,9 @@ def test_source_mistakes_end_with_one_line(sbs_video, tmp_path, capsys):
     _expect_user_error(capsys, main([*base, "--sbs-device", "7", "--loop"]), "--loop and --realtime apply to --source")
     _expect_user_error(capsys, main([*base, "--source", str(sbs_video), "--save", "ply"]),
                        "--save ply needs a calibration")
+    (tmp_path / "blocker").write_text("a file where the folder should go")
+    _expect_user_error(capsys, main(["live", "--no-window", "--source", str(sbs_video), "--output-prefix",
+                                     str(tmp_path / "blocker" / "f"), *MODEL]), "output folder cannot be written")
 
 
 def test_a_missing_camera_is_a_user_error(tmp_path, capsys):

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     import cv2
 
+    from edgestereo.apps._common import prepare_output_dir
     from edgestereo.apps._frames import FrameOutputs, calibration_setup, make_rectifier, parse_save, stable_ranges
     from edgestereo.calibration import Rectifier
     from edgestereo.errors import EdgeStereoError
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     window = not args.no_window and display_available()
     prefix = args.output_prefix or (None if window or args.video else DEFAULT_PREFIX)
     if prefix is not None:
-        Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(Path(prefix).parent)
     predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
 
     with open_source(args) as source:
