@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from edgestereo.data import create_dataset
+from edgestereo.data import collate_stereo, create_dataset
 from edgestereo.data import lmdb as packs
 from edgestereo.data.io import write_image, write_pfm
 from edgestereo.errors import EdgeStereoError
@@ -49,9 +50,13 @@ def test_pack_of_files_reads_back_exactly_with_a_manifest(tmp_path, codec):
     assert_same_samples(create_dataset("folder", tmp_path / "src"), create_dataset("lmdb", tmp_path / "pack"))
 
 
-def test_pack_of_generated_data_with_workers(tmp_path):
+def test_pack_of_generated_data_with_workers_and_reading_in_workers(tmp_path):
     packs.pack_dataset("synthetic", tmp_path, workers=2, **SYNTHETIC)
-    assert_same_samples(create_dataset("synthetic", **SYNTHETIC), create_dataset("lmdb", tmp_path))
+    packed = create_dataset("lmdb", tmp_path)
+    assert_same_samples(create_dataset("synthetic", **SYNTHETIC), packed)
+    # read in this process first, then in forked DataLoader workers
+    loader = torch.utils.data.DataLoader(packed, batch_size=2, num_workers=2, collate_fn=collate_stereo)
+    assert sum(batch["left"].shape[0] for batch in loader) == len(packed)
 
 
 def test_interrupted_pack_is_refused_then_resumed(tmp_path, monkeypatch):

@@ -160,28 +160,19 @@ class LMDBStereo(StereoDataset):
             raise EdgeStereoError(f"{self.root}: pack is incomplete ({self.manifest.get('written', 0)} of "
                                   f"{self.manifest.get('count')}); rerun `edgestereo pack` with the same arguments")
         self.count = int(self.manifest["count"])
-        self._env = None
-        self._pid = -1
 
     def __len__(self) -> int:
         return self.count
 
-    def __getstate__(self) -> dict[str, Any]:
-        # an open environment must not cross a process boundary; each worker opens its own
-        return {**self.__dict__, "_env": None, "_pid": -1}
-
-    def _environment(self):
-        if self._env is None or self._pid != os.getpid():
-            import lmdb
-
-            self._env = lmdb.open(str(self.root), readonly=True, lock=False, readahead=False, meminit=False,
-                                  max_readers=1024)
-            self._pid = os.getpid()
-        return self._env
-
     def load(self, index: int) -> Sample:
+        import lmdb
+
         key = entry_key(index)
-        with self._environment().begin(buffers=True) as txn:
+        # Opened per read (about half a millisecond): py-lmdb refuses to open an environment that a
+        # parent process had open when it forked, so an environment kept open in the main process
+        # would break every DataLoader worker started after it.
+        with lmdb.open(str(self.root), readonly=True, lock=False, readahead=False, meminit=False) as env, \
+                env.begin(buffers=True) as txn:
             data = txn.get(key)
             if data is None:
                 raise EdgeStereoError(f"{self.root}: entry {key.decode()} is missing; repack with `edgestereo pack`")

@@ -480,6 +480,7 @@ def _cast_shadows(rng: np.random.Generator, background: list[Layer], objects: li
     height, width = background[0].alpha.shape
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.abs(np.sin(angle))])  # light from above: shadows fall downwards
+    light = np.ones((height, width), np.float32)
     for layer in objects:
         if rng.random() > 0.5:
             continue
@@ -491,9 +492,9 @@ def _cast_shadows(rng: np.random.Generator, background: list[Layer], objects: li
         ya, yb, xa, xb = max(y0, 0), min(y0 + shadow.shape[0], height), max(x0, 0), min(x0 + shadow.shape[1], width)
         if ya >= yb or xa >= xb:
             continue
-        darkening = 1 - np.float32(rng.uniform(0.2, 0.6)) * shadow[ya - y0 : yb - y0, xa - x0 : xb - x0]
-        for surface in background:
-            surface.colour[ya:yb, xa:xb] *= darkening[:, :, None]
+        light[ya:yb, xa:xb] *= 1 - np.float32(rng.uniform(0.2, 0.6)) * shadow[ya - y0 : yb - y0, xa - x0 : xb - x0]
+    for surface in background:
+        surface.colour *= light[:, :, None]
 
 
 def build_scene(config: SyntheticConfig, rng: np.random.Generator) -> list[Layer]:

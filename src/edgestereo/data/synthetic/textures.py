@@ -194,9 +194,11 @@ def sample_texture(rng: np.random.Generator, height: int, width: int, homography
                                       flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                                       borderMode=cv2.BORDER_REFLECT_101)
     if kind != "flat":
-        contrast = np.float32(loguniform(rng, 0.2, 1.4))
-        mean = np.array(cv2.mean(texture)[:3], np.float32)
-        texture = mean + contrast * (texture - mean)
+        contrast = loguniform(rng, 0.2, 1.4)
+        mean = np.array(cv2.mean(texture)[:3])
+        # one pass: t ↦ contrast·t + (1 − contrast)·mean, per channel
+        affine = np.hstack([np.eye(3) * contrast, (1 - contrast) * mean[:, None]]).astype(np.float32)
+        texture = cv2.transform(texture, affine)
         # Band-limit as a lens would: detail at the pixel pitch cannot be resampled into the other view
         # without error, so the ground truth would stop being exact there.
         texture = cv2.GaussianBlur(texture, (5, 5), _TEXTURE_BLUR)
