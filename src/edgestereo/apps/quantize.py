@@ -64,14 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_samples(name: str, root: str | None, split: str, num: int, size: tuple[int, int], seed: int = 0,
                  max_disp: float | None = None) -> list:
     """Up to ``num`` samples of a data set; the synthetic one is generated at ``size`` (H, W) with
-    disparities below ``max_disp`` (the model's, so calibration sees the ranges it will meet)."""
+    disparities below ``max_disp`` (the model's, so calibration sees the ranges it will meet) and
+    below half the width (a pair needs overlap to have ground truth)."""
     from edgestereo.data import create_dataset
 
     options: dict = {}
     if name == "synthetic" and root is None:
         options = {"num": num, "size": size, "seed": seed}
         if max_disp is not None:
-            options["max_disp"] = max_disp
+            options["max_disp"] = min(max_disp, size[1] // 2)
     dataset = create_dataset(name, root, split=split, **options)
     return [dataset[index] for index in range(min(num, len(dataset)))]
 

@@ -1,0 +1,201 @@
+"""Quantization-aware training (QAT) with torchao's PT2E flow, and the float / calibrated / QAT / int8
+stage table.
+
+Why this path: ``torch.ao.quantization`` (eager and FX modes) is deprecated upstream and the PT2E
+entry points left PyTorch for torchao (``torch.ao.quantization.quantize_pt2e`` is gone from torch
+2.13). torchao's ``prepare_qat_pt2e`` works on a ``torch.export`` graph, fuses Conv+BN for
+training, and with the x86 quantizer inserts the scheme ``edgestereo quantize --per-channel``
+writes: int8 symmetric per-channel weights, uint8 asymmetric per-tensor activations.
+
+The stages, as the StereoNetPlus reference runs them:
+
+1. float: the network in PyTorch;
+2. calibrated: fake quantization in PyTorch with ranges observed on calibration pairs;
+3. QAT: the same after fine-tuning under fake quantization (the float weights learn to live with it);
+4. int8: the fine-tuned weights exported to ONNX and quantized to QDQ by ONNX Runtime (per
+   channel, uint8 activations, ranges re-calibrated on the calibration pairs: the QAT graph and
+   the ONNX graph name their tensors differently, so observer ranges are not carried across).
+
+The training graph is exported with the batch dimension dynamic and H, W fixed (training crops are).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models._base import StereoModel
+
+__all__ = ["TORCHAO_VERSION", "QATModel", "StageResult", "format_stage_table", "score_torch"]
+
+#: the torchao release the QAT path is tested with (pyproject extra ``quant``).
+TORCHAO_VERSION = "0.18.0"
+
+
+def _torchao() -> Any:
+    """Import torchao's PT2E API; a clear error when the ``quant`` extra is not installed."""
+    # torchao logs a warning per optional CUDA kernel library it cannot load on a CPU build
+    logger = logging.getLogger("torchao")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        import torchao.quantization.pt2e as pt2e
+        from torchao.quantization.pt2e import quantize_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer
+    except ImportError:
+        raise EdgeStereoError(f"quantization-aware training needs torchao (pip install 'edgestereo[quant]', "
+                              f"torchao=={TORCHAO_VERSION})") from None
+    finally:
+        logger.setLevel(level)
+    return pt2e, quantize_pt2e, x86_inductor_quantizer
+
+
+class _TrainForward(nn.Module):
+    """``forward_train`` as a plain forward returning a tuple, for ``torch.export``."""
+
+    def __init__(self, model: StereoModel) -> None:
+        super().__init__()
+        self.net = model
+
+    def forward(self, left: Tensor, right: Tensor) -> tuple[Tensor, ...]:
+        outputs = self.net.forward_train(left, right)
+        if not isinstance(outputs, (list, tuple)):
+            raise EdgeStereoError(f"{self.net.model_name}: forward_train returns {type(outputs).__name__}; QAT "
+                                  "needs a list of predictions")
+        return tuple(outputs)
+
+
+class QATModel(nn.Module):
+    """``model``'s training forward with int8 fake quantization inserted (torchao PT2E, x86 scheme).
+
+    height, width: the fixed training size (multiples of ``model.divisor``); the batch may vary.
+    The deploy path is traced (the graph that is exported and quantized later). Parameters are
+    the QAT graph's own; :meth:`write_back` copies them into ``model`` for export.
+
+    >>> qat = QATModel(create_model("stereonet-plus"), 256, 512)   # doctest: +SKIP
+    >>> qat.calibrate(pairs); loss = criterion(qat.forward_train(left, right), batch)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: StereoModel, height: int, width: int) -> None:
+        super().__init__()
+        if not model.exportable:
+            raise EdgeStereoError(f"{model.model_name or type(model).__name__} is not a network; nothing to quantize")
+        if height % model.divisor or width % model.divisor:
+            raise EdgeStereoError(f"QAT size {width}x{height} is not a multiple of {model.divisor}")
+        pt2e, quantize_pt2e, x86 = _torchao()
+        self._pt2e = pt2e
+        self.input_size = (height, width)
+        # kept outside the module tree: its weights are copied in by write_back, not trained twice
+        self.__dict__["float_model"] = model
+        was_training = model.training
+        model.deploy().train()
+        left, right = model.example_inputs(height, width, batch=2)
+        batch = torch.export.Dim("batch", min=1, max=1024)
+        try:
+            exported = torch.export.export(_TrainForward(model), (left, right), dynamic_shapes=({0: batch}, {0: batch}))
+            quantizer = x86.X86InductorQuantizer()
+            quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_qat=True))
+            self.graph = quantize_pt2e.prepare_qat_pt2e(exported.module(), quantizer)
+            # train()/eval() then switch the exported graph's BatchNorm between batch and running statistics
+            pt2e.allow_exported_model_train_eval(self.graph)
+        except (ValueError, RuntimeError) as exc:  # torch.export and the quantizer's refusals
+            raise EdgeStereoError(f"{model.model_name}: torchao cannot prepare this graph for QAT "
+                                  f"({str(exc).splitlines()[0][:160]})") from None
+        finally:
+            model.train(was_training)
+
+    def forward_train(self, left: Tensor, right: Tensor) -> list[Tensor]:
+        """left, right (B,3,H,W) in [0,255] → the model's training predictions under fake quantization."""
+        h, w = self.input_size
+        if tuple(left.shape[-2:]) != (h, w):
+            raise EdgeStereoError(f"QAT graph takes {w}x{h} crops, got {left.shape[-1]}x{left.shape[-2]}")
+        return list(self.graph(left, right))
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        """The final (full-resolution) disparity (B,1,H,W) px under fake quantization."""
+        return self.forward_train(left, right)[-1]
+
+    @torch.no_grad()
+    def calibrate(self, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
+        """Observe activation ranges on (left, right) batches with fake quantization off and
+        BatchNorm frozen, then switch fake quantization on: QAT starts from calibrated ranges.
+        Returns the number of batches seen."""
+        was_training = self.training
+        self.eval()
+        self.graph.apply(self._pt2e.disable_fake_quant)
+        self.graph.apply(self._pt2e.enable_observer)
+        count = 0
+        for left, right in pairs:
+            self.graph(left, right)
+            count += 1
+        self.graph.apply(self._pt2e.enable_fake_quant)
+        self.train(was_training)
+        if count == 0:
+            raise EdgeStereoError("no calibration batch for QAT")
+        return count
+
+    def write_back(self) -> StereoModel:
+        """Copy the trained weights and BatchNorm statistics into the float model and return it."""
+        model: StereoModel = self.__dict__["float_model"]
+        prefix = "net."
+        state = {k[len(prefix):]: v for k, v in self.graph.state_dict().items() if k.startswith(prefix)}
+        missing = sorted(set(model.state_dict()) - set(state))
+        if missing:
+            raise EdgeStereoError(f"QAT graph lost parameters {', '.join(missing[:5])}; cannot export it")
+        model.load_state_dict({k: state[k] for k in model.state_dict()})
+        return model
+
+
+def score_torch(
+    predict: Callable[[Tensor, Tensor], Tensor], samples: Sequence[dict[str, Any]], height: int, width: int
+) -> dict[str, float]:
+    """EPE, bad-τ, D1 of a PyTorch callable ((1,3,H,W) ×2 → (1,1,H,W) px) over samples centre-cropped
+    to height×width (pixels of all samples pooled, as :func:`~edgestereo.export.quantize.score_onnx`)."""
+    from edgestereo.evaluation.metrics import disparity_metrics
+    from edgestereo.export.quantize import fit_sample
+
+    predictions, truths, valids = [], [], []
+    with torch.no_grad():
+        for sample in samples:
+            fitted = fit_sample(sample, height, width)
+            if fitted["left"].shape[:2] != (height, width):
+                raise EdgeStereoError(f"sample of {fitted['left'].shape[1]}x{fitted['left'].shape[0]} is smaller "
+                                      f"than the {width}x{height} the stage table is scored at")
+            left, right = (torch.from_numpy(fitted[k]).permute(2, 0, 1)[None].float() for k in ("left", "right"))
+            predictions.append(predict(left, right)[0, 0].float().numpy().ravel())
+            truths.append(np.asarray(fitted["disp"], np.float32).ravel())
+            valids.append(np.asarray(fitted.get("valid", fitted["disp"] > 0), bool).ravel())
+    if not predictions:
+        raise EdgeStereoError("no evaluation pair")
+    return disparity_metrics(np.concatenate(predictions), np.concatenate(truths), np.concatenate(valids))
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One row of the stage table."""
+
+    stage: str
+    runtime: str
+    metrics: dict[str, float]
+
+
+def format_stage_table(rows: Sequence[StageResult]) -> str:
+    """float / calibrated / QAT / int8 rows: EPE, its change over float, bad-1/3, D1."""
+    if not rows:
+        return ""
+    base = rows[0].metrics["epe"]
+    lines = ["stage        runtime           EPE (px)  vs float   bad1 (%)  bad3 (%)  D1 (%)",
+             "-----------  ----------------  --------  --------  --------  --------  ------"]
+    for row in rows:
+        m = row.metrics
+        change = (m["epe"] / base - 1) * 100 if base > 0 else 0.0
+        lines.append(f"{row.stage:<11}  {row.runtime:<16}  {m['epe']:>8.4f}  {change:>+7.2f}%  {m['bad1']:>8.2f}  "
+                     f"{m['bad3']:>8.2f}  {m['d1']:>6.2f}")
+    return "\n".join(lines)
