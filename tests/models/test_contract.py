@@ -49,7 +49,9 @@ def test_training_step_has_gradients(model):
     model.train()
     left, right = _inputs(model, batch=1)
     predictions = model.forward_train(left, right)
-    tensors = predictions if isinstance(predictions, list) else list(predictions.values())
+    # a list of predictions, or a dict of them (e.g. {"left": [...], "right": [...]})
+    entries = predictions if isinstance(predictions, list) else list(predictions.values())
+    tensors = [t for entry in entries for t in (entry if isinstance(entry, (list, tuple)) else [entry])]
     loss = sum(p.float().mean() for p in tensors if isinstance(p, torch.Tensor))
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]

@@ -19,6 +19,8 @@ _FAMILY_MODULES = (
     "edgestereo.models.sgbm",
     "edgestereo.models.stereonet_plus",
     "edgestereo.models.raft_stereo",
+    "edgestereo.models.stereonet",
+    "edgestereo.models.gwcnet",
 )
 
 
