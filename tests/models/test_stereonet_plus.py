@@ -13,7 +13,7 @@ from edgestereo.models.stereonet_plus import DisparityRegression, StereoNetPlus
 
 VARIANTS = ["stereonet-plus", "stereonet-plus-small"]
 #: pinned so that an accidental change of the architecture shows up.
-PARAMETERS = {"stereonet-plus": 245_484, "stereonet-plus-small": 149_332}
+PARAMETERS = {"stereonet-plus": 310_252, "stereonet-plus-small": 134_484}
 
 
 def _calibrated(name: str, **config) -> StereoNetPlus:

@@ -61,8 +61,8 @@ class StereoNetPlusConfig:
 
     max_disp: int = 192
     stem_channels: int = 16
-    stage_channels: tuple[int, ...] = (24, 32, 48, 64)
-    stage_blocks: tuple[int, ...] = (1, 2, 2, 2)
+    stage_channels: tuple[int, ...] = (24, 48, 64, 96)
+    stage_blocks: tuple[int, ...] = (1, 2, 3, 2)
     expansion: int = 2
     group_width: int = 8
     feature_channels: int = 16
@@ -350,7 +350,7 @@ class StereoNetPlus(StereoModel):
 
 
 _SMALL = {"stem_channels": 8, "stage_channels": (16, 24, 32, 48), "stage_blocks": (1, 1, 2, 1),
-          "num_aggregations": 4}
+          "refine_channels": 8, "num_aggregations": 4}
 
 
 @register_model("stereonet-plus", description="StereoNetPlus: 4-D real-time network for NPUs, "
@@ -359,7 +359,7 @@ def stereonet_plus(**overrides) -> StereoNetPlus:
     return StereoNetPlus(build_config(StereoNetPlusConfig(), overrides))
 
 
-@register_model("stereonet-plus-small", description="StereoNetPlus with a thinner backbone and 4 aggregation "
-                "modules, for CPUs")
+@register_model("stereonet-plus-small", description="StereoNetPlus, ~1.5x faster: thinner backbone, 8-channel "
+                "superpixel branch, 4 aggregation modules")
 def stereonet_plus_small(**overrides) -> StereoNetPlus:
     return StereoNetPlus(build_config(StereoNetPlusConfig(**_SMALL), overrides))

@@ -4,9 +4,9 @@ Two twins build the same ``(B,D,H,W)`` volume:
 
 - :func:`correlation_volume_reference`: one broadcast product over a ``(B,C,H,D,W)`` window view,
   short to read and one kernel on a GPU;
-- :func:`correlation_volume_shift`: per candidate a slice, a product, a channel mean and a zero pad,
-  concatenated. Every tensor stays 4-D and every op (Slice, Mul, ReduceMean, Pad, Concat) is one
-  that NPU compilers and int8 QDQ graphs carry (AANet's and CoEx's export-friendly volume).
+- :func:`correlation_volume_shift`: one zero pad, then per candidate a slice, a product and a channel
+  mean, concatenated. Every tensor stays 4-D and every op (Pad, Slice, Mul, ReduceMean, Concat) is
+  one that NPU compilers and int8 QDQ graphs carry (AANet's and CoEx's export-friendly volume).
 
 Entry ``d`` at column ``x`` is ``mean_c left[c, y, x] · right[c, y, x - d]``, and 0 where
 ``x - d`` falls left of the image.
@@ -51,19 +51,18 @@ def correlation_volume_reference(left: Tensor, right: Tensor, num_disp: int) -> 
 def correlation_volume_shift(left: Tensor, right: Tensor, num_disp: int) -> Tensor:
     """left, right: (B,C,H,W) features → (B,D,H,W) correlation, with rank ≤ 4 tensors only.
 
+    The right view is zero-padded once by D-1 columns on the left; candidate d is then a slice of it,
+    a product with the left view and a channel mean (the padding makes the product 0 where x < d).
+
     >>> left = torch.ones(1, 2, 1, 4)
     >>> torch.equal(correlation_volume_shift(left, 2 * left, 3), correlation_volume_reference(left, 2 * left, 3))
     True
     """
     _check_features(left, right, num_disp)
     width = left.shape[-1]
-    costs = [(left * right).mean(1, keepdim=True)]
-    for d in range(1, num_disp):
-        if d < width:
-            cost = (left[..., d:] * right[..., :-d]).mean(1, keepdim=True)
-            costs.append(F.pad(cost, (d, 0)))
-        else:  # the shift leaves the image entirely (small inputs at coarse scales)
-            costs.append(torch.zeros_like(costs[0]))
+    padded = F.pad(right, (num_disp - 1, 0))
+    costs = [(left * padded[..., num_disp - 1 - d : num_disp - 1 - d + width]).mean(1, keepdim=True)
+             for d in range(num_disp)]
     return torch.cat(costs, 1)
 
 
