@@ -1,0 +1,210 @@
+"""Each family's published loss, the family → loss table, and the self-supervised terms."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models import create_model, list_models
+from edgestereo.training.losses import (
+    PUBLISHED_LOSSES,
+    MultiScaleSmoothL1Loss,
+    RobustLeftRightLoss,
+    SelfSupervisedLoss,
+    SequenceLoss,
+    edge_aware_smoothness,
+    masked_mean,
+    photometric_error,
+    published_loss,
+    robust_loss,
+    ssim_dissimilarity,
+    warp_right_to_left,
+)
+from stereo_fixtures import shifted_pair
+
+
+def _batch(gt: torch.Tensor, valid: torch.Tensor | None = None, **extra) -> dict:
+    return {"disp": gt, "valid": torch.ones_like(gt, dtype=torch.bool) if valid is None else valid, **extra}
+
+
+def _pair_tensors(disparity: int = 6, height: int = 24, width: int = 48):
+    left, right = shifted_pair(height, width, disparity)
+    as_tensor = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
+    return as_tensor(left), as_tensor(right)
+
+
+# --------------------------------------------------------------------------- sequence loss
+def test_sequence_loss_weights_follow_the_adjusted_gamma():
+    gt = torch.full((2, 1, 4, 6), 10.0)
+    errors = [3.0, 2.0, 1.0, 0.5]
+    predictions = [gt + e for e in errors]
+    gamma = 0.9 ** (15 / 3)
+    expected = sum(gamma ** (3 - i) * e for i, e in enumerate(errors))
+    assert SequenceLoss()(predictions, _batch(gt))["loss"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_sequence_loss_of_one_prediction_is_its_l1():
+    gt = torch.full((1, 1, 4, 4), 3.0)
+    assert SequenceLoss()([gt - 1.5], _batch(gt))["loss"].item() == pytest.approx(1.5)
+
+
+def test_sequence_loss_ignores_invalid_and_too_large_ground_truth():
+    gt = torch.tensor([[[[5.0, 5.0, 800.0, 5.0]]]])
+    valid = torch.tensor([[[[True, True, True, False]]]])
+    prediction = torch.tensor([[[[6.0, 4.0, 0.0, 100.0]]]])
+    assert SequenceLoss(max_disp=700)([prediction], _batch(gt, valid))["loss"].item() == pytest.approx(1.0)
+
+
+def test_empty_mask_gives_zero_loss_and_zero_gradient_not_nan():
+    gt = torch.full((1, 1, 4, 4), 5.0)
+    prediction = torch.zeros_like(gt, requires_grad=True)
+    loss = SequenceLoss()([prediction], _batch(gt, torch.zeros_like(gt, dtype=torch.bool)))["loss"]
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(prediction.grad, torch.zeros_like(gt))
+
+
+def test_predictions_must_be_full_resolution():
+    gt = torch.zeros(1, 1, 8, 8)
+    with pytest.raises(EdgeStereoError, match=r"prediction 0 has shape \(1, 1, 4, 4\)"):
+        SequenceLoss()([torch.zeros(1, 1, 4, 4)], _batch(gt))
+
+
+# --------------------------------------------------------------------------- robust loss (StereoNet)
+def test_robust_loss_special_cases():
+    x = torch.tensor([-3.0, -0.5, 0.0, 1.0, 4.0], dtype=torch.float64)
+    c = 2.0
+    assert torch.allclose(robust_loss(x, 2.0, c), 0.5 * (x / c) ** 2)
+    assert torch.allclose(robust_loss(x, 1.0, c), torch.sqrt((x / c) ** 2 + 1) - 1)
+    assert torch.allclose(robust_loss(x, 0.0, c), torch.log(0.5 * (x / c) ** 2 + 1))
+    assert torch.allclose(robust_loss(x, -math.inf, c), 1 - torch.exp(-0.5 * (x / c) ** 2))
+    # the general formula approaches its α = 2 and α = 0 limits continuously
+    assert torch.allclose(robust_loss(x, 2.0 + 1e-6, c), robust_loss(x, 2.0, c), atol=1e-5)
+    assert torch.allclose(robust_loss(x, 1e-6, c), robust_loss(x, 0.0, c), atol=1e-5)
+
+
+def test_robust_loss_gradient_and_bad_scale():
+    x = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: robust_loss(v, 1.0, 2.0), (x,))
+    with pytest.raises(EdgeStereoError, match="scale must be > 0"):
+        robust_loss(x, 1.0, 0.0)
+
+
+def test_stereonet_loss_averages_levels_and_both_views():
+    gt = torch.full((1, 1, 4, 4), 8.0)
+    per_error = lambda e: math.sqrt((e / 2) ** 2 + 1) - 1  # noqa: E731
+    outputs = {"left": [gt + 2.0, gt], "right": [gt + 4.0, gt + 4.0]}
+    loss = RobustLeftRightLoss()(outputs, _batch(gt, disp_right=gt, valid_right=torch.ones_like(gt, dtype=torch.bool)))
+    left, right = per_error(2.0) / 2, per_error(4.0)
+    assert loss["loss"].item() == pytest.approx((left + right) / 2, rel=1e-6)
+    # without right-view ground truth only the left view is supervised
+    assert RobustLeftRightLoss()(outputs, _batch(gt))["loss"].item() == pytest.approx(left, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- smooth L1 (GwcNet, StereoNetPlus)
+def test_multiscale_smooth_l1_weights_each_prediction():
+    gt = torch.full((1, 1, 4, 4), 20.0)
+    predictions = [gt + 2.0, gt + 0.5, gt]  # smooth-L1: 1.5 (linear part), 0.125 (quadratic part), 0
+    loss = MultiScaleSmoothL1Loss(weights=(1 / 3, 2 / 3, 1.0))(predictions, _batch(gt))
+    assert loss["loss"].item() == pytest.approx(1.5 / 3 + 0.125 * 2 / 3, rel=1e-6)
+    with pytest.raises(EdgeStereoError, match="3 weights but forward_train returned 2"):
+        MultiScaleSmoothL1Loss(weights=(1 / 3, 2 / 3, 1.0))(predictions[:2], _batch(gt))
+
+
+def test_multiscale_smooth_l1_masks_ground_truth_above_max_disp():
+    gt = torch.tensor([[[[10.0, 300.0]]]])
+    loss = MultiScaleSmoothL1Loss(weights=(1.0,), max_disp=192)([torch.tensor([[[[12.0, 0.0]]]])], _batch(gt))
+    assert loss["loss"].item() == pytest.approx(1.5)
+
+
+# --------------------------------------------------------------------------- family → loss
+def test_published_losses_of_the_families():
+    table = {name: PUBLISHED_LOSSES[name]() for name in PUBLISHED_LOSSES}
+    assert table["RAFTStereo"] == SequenceLoss(gamma=0.9, max_disp=700.0)
+    assert table["StereoNet"] == RobustLeftRightLoss(alpha=1.0, scale=2.0)
+    assert table["GwcNet"].weights == (0.5, 0.5, 0.7, 1.0)
+    assert table["StereoNetPlus"].weights == pytest.approx((1 / 3, 2 / 3, 1.0))
+
+
+def test_published_loss_takes_the_model_max_disp_and_refuses_sgbm():
+    model = create_model("stereonet-plus-small", max_disp=96)
+    assert published_loss(model).max_disp == 96
+    assert published_loss(model, max_disp=64).max_disp == 64
+    with pytest.raises(EdgeStereoError, match="no published loss for 'sgbm'"):
+        published_loss(create_model("sgbm"))
+
+
+#: networks cheap enough for every `make test`; the others run with `make test-slow`.
+_QUICK_NETWORKS = {"stereonet", "stereonet-plus-small"}
+
+
+def _small_config(name: str) -> dict:
+    """Fewer refinement steps and a shorter disparity range where the family has those fields."""
+    fields = {f.name for f in dataclasses.fields(create_model(name).config)}
+    return {key: value for key, value in (("train_iters", 2), ("max_disp", 64)) if key in fields}
+
+
+@pytest.mark.parametrize("name", [
+    name if name in _QUICK_NETWORKS else pytest.param(name, marks=pytest.mark.slow)
+    for name in list_models() if create_model(name).exportable
+])
+def test_every_network_trains_with_its_published_loss(name):
+    """forward_train of every registered network fits its loss, and gradients reach the weights."""
+    torch.manual_seed(0)
+    model = create_model(name, **_small_config(name)).train()
+    size = max(32, 2 * model.divisor)
+    left, right = _pair_tensors(4, size, 2 * size)
+    gt = torch.full((1, 1, size, 2 * size), 4.0)
+    batch = _batch(gt, disp_right=gt, valid_right=torch.ones_like(gt, dtype=torch.bool))
+    loss = published_loss(model)(model.forward_train(left, right), batch)["loss"]
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+# --------------------------------------------------------------------------- self-supervised
+def test_warp_reconstructs_the_left_view_at_the_true_disparity():
+    left, right = _pair_tensors(disparity=6)
+    warped, in_view = warp_right_to_left(right, torch.full((1, 1, 24, 48), 6.0))
+    assert not in_view[..., :6].any() and in_view[..., 6:].all()
+    assert torch.allclose(warped[..., 6:].expand_as(left[..., 6:]), left[..., 6:], atol=1e-3)
+
+
+def test_photometric_error_is_lowest_at_the_true_disparity():
+    left, right = _pair_tensors(disparity=6)
+
+    def error(d: float) -> float:
+        warped, in_view = warp_right_to_left(right, torch.full((1, 1, 24, 48), d))
+        return masked_mean(photometric_error(left, warped), in_view[..., :, :] & (torch.arange(48) >= 10)).item()
+
+    assert error(6.0) < 1e-4
+    assert error(6.0) < error(5.0) and error(6.0) < error(7.5)
+    assert ssim_dissimilarity(left / 255, left / 255).abs().max().item() < 1e-6
+
+
+def test_smoothness_is_zero_on_a_constant_disparity_and_lower_across_image_edges():
+    image = torch.zeros(1, 3, 8, 8)
+    image[..., 4:] = 255.0  # a vertical edge between columns 3 and 4
+    assert edge_aware_smoothness(torch.full((1, 1, 8, 8), 5.0), image).item() == 0.0
+    step_at_edge = torch.ones(1, 1, 8, 8)
+    step_at_edge[..., 4:] = 2.0
+    step_elsewhere = torch.ones(1, 1, 8, 8)
+    step_elsewhere[..., 2:] = 2.0
+    assert edge_aware_smoothness(step_at_edge, image) < edge_aware_smoothness(step_elsewhere, image)
+
+
+def test_self_supervised_loss_terms_and_left_right_consistency():
+    left, right = _pair_tensors(disparity=6)
+    truth = torch.full((1, 1, 24, 48), 6.0)
+    loss = SelfSupervisedLoss()
+    consistent = loss(left, right, [truth], right_disparity=truth)
+    assert consistent["lr_consistency"].item() == pytest.approx(0.0, abs=1e-6)
+    inconsistent = loss(left, right, [truth], right_disparity=truth + 3)
+    assert inconsistent["lr_consistency"].item() == pytest.approx(3.0, abs=1e-5)
+    assert inconsistent["loss"] > consistent["loss"]
+    assert set(SelfSupervisedLoss(lr_weight=0)(left, right, [truth])) == {"loss", "photometric", "smoothness"}
+    with pytest.raises(EdgeStereoError, match="needs the right-view disparity"):
+        loss(left, right, [truth])
