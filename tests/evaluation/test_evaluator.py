@@ -160,5 +160,6 @@ def test_eval_cli_runs_an_onnx_file_through_the_same_interface(tmp_path, capsys)
     assert main(["eval", "--model", "stereonet-plus-small", "--pretrained", str(weights), *data,
                  "--out", str(tmp_path / "torch.json")]) == 0
     capsys.readouterr()
-    onnx_result, torch_result = (json.loads((tmp_path / f"{k}.json").read_text())["results"][0] for k in ("onnx", "torch"))
-    assert onnx_result["all"]["epe"] == pytest.approx(torch_result["all"]["epe"], abs=1e-3)
+    onnx_epe, torch_epe = (json.loads((tmp_path / f"{k}.json").read_text())["results"][0]["all"]["epe"]
+                           for k in ("onnx", "torch"))
+    assert onnx_epe == pytest.approx(torch_epe, abs=1e-3)

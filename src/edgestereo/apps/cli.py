@@ -26,6 +26,7 @@ COMMANDS = {
     "synth": "edgestereo.apps.synth",
     "pack": "edgestereo.apps.pack",
     "train": "edgestereo.apps.train",
+    "eval": "edgestereo.apps.eval",
 }
 
 
