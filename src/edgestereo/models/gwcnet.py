@@ -156,7 +156,7 @@ class Hourglass(nn.Module):
 
 
 def _classifier() -> nn.Sequential:
-    return nn.Sequential(_conv_bn_relu_3d(32, 32, 1), VolumeConv3d(32, 1, 3, padding=1, bias=False))
+    return nn.Sequential(conv_bn_3d(32, 32, 3, 1, 1), nn.ReLU(), VolumeConv3d(32, 1, 3, padding=1, bias=False))
 
 
 class GwcNet(StereoModel):
@@ -172,9 +172,9 @@ class GwcNet(StereoModel):
         _check_config(config)
         self.config = config
         self.feature_extraction = FeatureExtraction(config.concat_channels)
-        self.dres0 = nn.Sequential(_conv_bn_relu_3d(config.num_groups + 2 * config.concat_channels, 32, 1),
-                                   _conv_bn_relu_3d(32, 32, 1))
-        self.dres1 = nn.Sequential(_conv_bn_relu_3d(32, 32, 1), conv_bn_3d(32, 32, 3, 1, 1))
+        self.dres0 = nn.Sequential(conv_bn_3d(config.num_groups + 2 * config.concat_channels, 32, 3, 1, 1), nn.ReLU(),
+                                   conv_bn_3d(32, 32, 3, 1, 1), nn.ReLU())
+        self.dres1 = nn.Sequential(conv_bn_3d(32, 32, 3, 1, 1), nn.ReLU(), conv_bn_3d(32, 32, 3, 1, 1))
         self.dres2 = Hourglass(32)
         self.dres3 = Hourglass(32)
         self.dres4 = Hourglass(32)
