@@ -23,15 +23,21 @@ __all__ = ["SGBM", "SGBMConfig", "fill_invalid_background"]
 @dataclass(frozen=True)
 class SGBMConfig:
     """StereoSGBM parameters. ``max_disp`` is OpenCV's ``numDisparities`` (rounded up to a multiple
-    of 16). ``p1``/``p2`` default to the OpenCV recommendation 8·3·block² and 32·3·block²."""
+    of 16). ``p1``/``p2`` default to ``p1_factor``·3·block² and ``p2_factor``·3·block² (OpenCV's form).
+
+    Block size, P factors, uniqueness ratio and speckle filter are the best of a grid on 36 synthetic
+    pairs by mean D1 (``benchmarks/tune_sgbm.py``), never tuned on an evaluation image.
+    """
 
     max_disp: int = 128
-    block_size: int = 5
+    block_size: int = 3
     p1: int | None = None
     p2: int | None = None
-    uniqueness_ratio: int = 10
-    speckle_window_size: int = 100
-    speckle_range: int = 2
+    p1_factor: int = 2
+    p2_factor: int = 16
+    uniqueness_ratio: int = 20
+    speckle_window_size: int = 50
+    speckle_range: int = 1
     disp12_max_diff: int = 1
     pre_filter_cap: int = 63
     #: fill invalid pixels as the KITTI devkit does (min of the valid neighbours in the row).
@@ -86,8 +92,8 @@ class SGBM(StereoModel):
             minDisparity=0,
             numDisparities=self.num_disparities,
             blockSize=config.block_size,
-            P1=config.p1 if config.p1 is not None else 8 * 3 * area,
-            P2=config.p2 if config.p2 is not None else 32 * 3 * area,
+            P1=config.p1 if config.p1 is not None else config.p1_factor * 3 * area,
+            P2=config.p2 if config.p2 is not None else config.p2_factor * 3 * area,
             disp12MaxDiff=config.disp12_max_diff,
             preFilterCap=config.pre_filter_cap,
             uniquenessRatio=config.uniqueness_ratio,

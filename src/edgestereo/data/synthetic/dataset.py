@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edgestereo.data.datasets._base import Sample, StereoDataset, Transform, disparity_and_valid, require_folder
@@ -68,6 +69,15 @@ def _config_to_json(config: SyntheticConfig) -> dict[str, Any]:
             for key, value in dataclasses.asdict(config).items()}
 
 
+def _single_threaded_in_workers() -> None:
+    """Inside a DataLoader worker, keep OpenCV to one thread: the workers already run in parallel, and
+    a thread pool per worker would fight them (and the training process) for the cores."""
+    import torch.utils.data
+
+    if torch.utils.data.get_worker_info() is not None and cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
 class SyntheticStereo(StereoDataset):
     """Rendered stereo pairs with exact left and right disparity (see :mod:`edgestereo.data.synthetic`).
 
@@ -108,6 +118,7 @@ class SyntheticStereo(StereoDataset):
     def load(self, index: int) -> Sample:
         meta: dict[str, Any] = {"seed": self.seed, "split": self.split, "has_gt": True}
         if self.root is None:
+            _single_threaded_in_workers()
             sample = _sample_from_pair(render_pair(self.config, self.seed, index, self.stream), self.noc)
         else:
             paths = {key: self.root / key / f"{index:06d}{suffix}" for key, suffix in _FILES.items()}
