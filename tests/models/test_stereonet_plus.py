@@ -17,11 +17,15 @@ PARAMETERS = {"stereonet-plus": 310_252, "stereonet-plus-small": 134_484}
 
 
 def _calibrated(name: str, **config) -> StereoNetPlus:
-    """A model whose BatchNorm statistics come from a few training-mode passes, as a trained one's
-    would: with the initial identity statistics activations grow layer by layer and saturate the
-    softmax, which no trained model does."""
+    """A stand-in for a trained model: every BatchNorm gets a random non-zero scale (the initial zero
+    scales switch the residual and cross-scale branches off, which would hide them from the parity
+    tests) and statistics from a few training-mode passes, so activations have a trained model's range."""
     torch.manual_seed(0)
     model = create_model(name, **config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.1, 0.1)
     left, right = model.example_inputs(64, 128, batch=2)
     model.train()
     with torch.no_grad():
@@ -37,8 +41,7 @@ def test_parameter_count(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_forward_train_gives_three_full_resolution_predictions_and_all_gradients(name):
-    torch.manual_seed(0)
-    model = create_model(name).train()
+    model = _calibrated(name).train()  # non-zero BatchNorm scales: every branch takes part
     left, right = model.example_inputs(64, 96, batch=2)
     predictions = model.forward_train(left, right)
     assert [tuple(p.shape) for p in predictions] == [(2, 1, 64, 96)] * 3
@@ -152,3 +155,13 @@ def test_npu4d_export_passes_check_and_matches_pytorch(name, tmp_path):
 @pytest.mark.slow
 def test_reference_size_export(tmp_path):
     _export_and_check("stereonet-plus", 544, 960, tmp_path)
+
+
+def test_fresh_aggregation_starts_as_the_identity():
+    """Zero-initialised residual and exchange branches: a fresh model's cost volumes keep their range."""
+    aggregation = create_model("stereonet-plus").aggregations[0].eval()
+    volumes = [torch.randn(1, d, 16 // 2**k, 32 // 2**k) for k, d in enumerate((24, 12, 6))]
+    with torch.no_grad():
+        fused = aggregation(volumes)
+    for out, volume in zip(fused, volumes):
+        torch.testing.assert_close(out, torch.relu(volume))

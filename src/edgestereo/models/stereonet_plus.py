@@ -309,6 +309,22 @@ class StereoNetPlus(StereoModel):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        # Residual branches and cross-scale exchanges start at zero (the scale of their last BN), so
+        # the network begins as the identity through every sum: the stacks train stably (Goyal et
+        # al., 2017), and a fresh model, whose BatchNorm has seen no data, keeps its cost volumes in
+        # range in eval mode instead of growing them ×3 per aggregation module into a saturated softmax.
+        for module in self.modules():
+            if isinstance(module, BasicResBlock):
+                branches = [module.conv2]
+            elif isinstance(module, GroupExpandBlock):
+                branches = [module.project]
+            elif isinstance(module, AdaptiveAggregation):
+                branches = [layer for row in module.cross for layer in row if not isinstance(layer, nn.Identity)]
+            else:
+                continue
+            for branch in branches:
+                last_norm = [m for m in branch.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+                nn.init.zeros_(last_norm.weight)
 
     def export_uses_deploy(self, profile: str) -> bool:
         """Always: the 4-D deploy path is also the faster graph for ONNX Runtime, whose NCHW Softmax
