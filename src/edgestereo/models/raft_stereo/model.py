@@ -11,6 +11,7 @@ every tensor at most 4-D.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,9 @@ from edgestereo.models.raft_stereo.encoder import NORMS, BasicEncoder, MultiBasi
 from edgestereo.models.raft_stereo.update import MultiLevelUpdateBlock
 from edgestereo.ops.convex_upsample import ConvexUpsample
 from edgestereo.ops.correlation_pyramid import CorrelationPyramid1d
+
+if TYPE_CHECKING:
+    from edgestereo.models._checkpoint import Checkpoint
 
 __all__ = ["VARIANTS", "RAFTStereo", "RAFTStereoConfig"]
 
@@ -100,7 +104,8 @@ class RAFTStereo(StereoModel):
         Runtime (no 7-D views, no ScatterND, no GridSample border cases)."""
         return True
 
-    def adapt_checkpoint(self, checkpoint, config: dict) -> tuple[dict[str, Tensor], dict]:
+    def adapt_checkpoint(self, checkpoint: Checkpoint,
+                         config: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Published files need no key remapping. A file of another registered RAFT-Stereo variant is
         refused here, with the key lists and the name of the variant it fits."""
         from edgestereo.models._checkpoint import load_state_dict_strict
@@ -220,7 +225,7 @@ def _meta_model(config: RAFTStereoConfig) -> RAFTStereo:
 
 
 #: registry name → config fields of the published configurations (the flags of the public README).
-VARIANTS: dict[str, dict] = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "raft-stereo": {},
     "raft-stereo-realtime": {"shared_backbone": True, "n_downsample": 3, "n_gru_layers": 2, "slow_fast_gru": True,
                              "iters": 7},
@@ -232,7 +237,7 @@ def _variant_config(name: str) -> RAFTStereoConfig:
     return build_config(RAFTStereoConfig(), VARIANTS[name])
 
 
-def _build(name: str, overrides: dict) -> RAFTStereo:
+def _build(name: str, overrides: dict[str, Any]) -> RAFTStereo:
     return RAFTStereo(build_config(_variant_config(name), overrides))
 
 
