@@ -145,12 +145,19 @@ class StereoCLI(LightningCLI):
                 config["checkpoint"]["monitor"] = None
             elif config["model"].get("loss") == "self_supervised":
                 config["checkpoint"]["monitor"] = "val/photometric"
+        if config["checkpoint"]["monitor"] and config["checkpoint"].get("save_on_train_epoch_end") is None:
+            # a validation metric exists only after validation: do not look for it when an epoch ends
+            config["checkpoint"]["save_on_train_epoch_end"] = False
 
     def instantiate_trainer(self, **kwargs: Any) -> Any:
-        trainer_config = self.config_init["trainer"]
+        trainer_config = {**self.config_init["trainer"], **kwargs}
         if trainer_config.get("logger") in (None, True):
-            kwargs["logger"] = _default_loggers(Path(trainer_config["default_root_dir"]))
-        return super().instantiate_trainer(**kwargs)
+            trainer_config["logger"] = _default_loggers(Path(trainer_config["default_root_dir"]))
+        callbacks = [self.config_init[key] for key in self.parser.callback_keys]
+        if trainer_config.get("enable_checkpointing") is False:
+            # the checkpoint groups are always there; enable_checkpointing: false switches them off
+            callbacks = [cb for cb in callbacks if not isinstance(cb, (ModelCheckpoint, StepCheckpoint))]
+        return self._instantiate_trainer(trainer_config, callbacks)
 
 
 def _default_loggers(root: Path) -> list[Any]:
@@ -237,13 +244,12 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
         )
     trainer, module = cli.trainer, cli.model
     root = Path(trainer.default_root_dir)
-    step_checkpoint = next(cb for cb in trainer.callbacks if isinstance(cb, StepCheckpoint))
+    step_checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, StepCheckpoint)), None)
     best_callback = trainer.checkpoint_callback
     ckpt_path = None
     if resume:
-        folders = [Path(step_checkpoint.dirpath or root / "checkpoints")]
-        if isinstance(best_callback, ModelCheckpoint) and best_callback.dirpath:
-            folders.append(Path(best_callback.dirpath))
+        callbacks = (step_checkpoint, best_callback)
+        folders = [Path(cb.dirpath) for cb in callbacks if cb is not None and cb.dirpath] + [root / "checkpoints"]
         ckpt_path = find_resume_checkpoint(resume, folders)
         check_resumable(ckpt_path, module)
     interrupted = False
@@ -257,7 +263,7 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
     except SIGTERMException:
         interrupted = True
     best = Path(best_callback.best_model_path) if getattr(best_callback, "best_model_path", "") else None
-    last = step_checkpoint.last_path if step_checkpoint.last_path.is_file() else None
+    last = step_checkpoint.last_path if step_checkpoint is not None and step_checkpoint.last_path.is_file() else None
     weights = None
     if export and not interrupted and trainer.is_global_zero:
         weights = export_weights(module, root / "model.safetensors")

@@ -16,11 +16,14 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.trainer.states import TrainerFn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from edgestereo.errors import EdgeStereoError
 
-__all__ = ["EpochSampler", "StereoDataModule"]
+__all__ = ["HOLDOUT", "EpochSampler", "StereoDataModule"]
+
+#: ``val_split`` that validates on the last ``holdout`` samples of the training split.
+HOLDOUT = "holdout"
 
 
 class EpochSampler(DistributedSampler):
@@ -86,9 +89,12 @@ class StereoDataModule(pl.LightningDataModule):
 
     dataset/root/split/options: ``create_dataset(dataset, root, split, **options)`` for training
     (root None: generated data sets only, e.g. "synthetic"). val_dataset/val_root/val_options
-    default to the training ones; val_split None disables validation. crop_size: (H, W) random
+    default to the training ones; val_split None disables validation; val_split "holdout"
+    validates on the last ``holdout`` samples of the training split and trains on the others (for
+    layouts without a validation split, e.g. KITTI). crop_size: (H, W) random
     crops for training (multiples of the model's divisor), None for whole images (equal sizes).
-    augment: the standard photometric and spatial augmentation of ``edgestereo.data.transforms``.
+    augmentation: a recipe of ``edgestereo.data.transforms.RECIPES`` ("sceneflow", "kitti",
+    "middlebury", "synthetic") or "none" (random crop only).
     batch_size is per process (per GPU under DDP). seed: data order and augmentation.
     """
 
@@ -102,8 +108,9 @@ class StereoDataModule(pl.LightningDataModule):
         val_root: str | None = None,
         val_split: str | None = "val",
         val_options: dict[str, Any] | None = None,
+        holdout: int = 0,
         crop_size: tuple[int, int] | None = (256, 512),
-        augment: bool = True,
+        augmentation: str = "synthetic",
         batch_size: int = 2,
         val_batch_size: int = 1,
         num_workers: int = 0,
@@ -119,6 +126,9 @@ class StereoDataModule(pl.LightningDataModule):
                                   f"{val_batch_size}")
         if crop_size is not None and (len(crop_size) != 2 or min(crop_size) < 1):
             raise EdgeStereoError(f"data.crop_size must be (height, width), got {crop_size}")
+        if (val_split == HOLDOUT) != (holdout > 0):
+            raise EdgeStereoError(f"data.val_split: {HOLDOUT} and data.holdout > 0 go together "
+                                  f"(got val_split={val_split!r}, holdout={holdout})")
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self._resume: dict[str, int] | None = None
@@ -130,22 +140,26 @@ class StereoDataModule(pl.LightningDataModule):
         return create_dataset(name, root=root, split=split, **dict(options or {}))
 
     def _train_transform(self) -> Any:
-        from edgestereo.data import transforms
+        from edgestereo.data.transforms import training_transform
 
-        return transforms.training_transform(crop_size=self.hparams.crop_size, augment=self.hparams.augment)
+        recipe = self.hparams.augmentation
+        crop = tuple(self.hparams.crop_size) if self.hparams.crop_size is not None else None
+        if recipe == "none":
+            return training_transform(crop, augment=False)
+        return training_transform(crop, augment=True, recipe=recipe)
 
     def setup(self, stage: str) -> None:
         hp = self.hparams
+        if hp.val_split == HOLDOUT and (self.train_set is None or self.val_set is None):
+            full = self._create(hp.dataset, hp.root, hp.split, hp.options)
+            if len(full) <= hp.holdout:
+                raise EdgeStereoError(f"data.holdout {hp.holdout} leaves nothing to train on: {hp.dataset} "
+                                      f"({hp.split}) has {len(full)} samples")
+            self.val_set = _Tensors(Subset(full, range(len(full) - hp.holdout, len(full))))
+            self._use_for_training(Subset(full, range(len(full) - hp.holdout)))
+            return
         if stage == "fit" and self.train_set is None:
-            raw = self._create(hp.dataset, hp.root, hp.split, hp.options)
-            self.train_set = _Augmented(raw, self._train_transform(), hp.seed)
-            world = self.trainer.world_size if self.trainer is not None else 1
-            per_rank = len(raw) // world
-            if per_rank < hp.batch_size:
-                raise EdgeStereoError(
-                    f"data.batch_size {hp.batch_size} is larger than the data set: {hp.dataset} ({hp.split}) has "
-                    f"{len(raw)} samples, {per_rank} per process on {world} process(es)"
-                )
+            self._use_for_training(self._create(hp.dataset, hp.root, hp.split, hp.options))
         if stage in ("fit", "validate") and self.val_set is None and hp.val_split is not None:
             name = hp.val_dataset or hp.dataset
             root = hp.val_root if hp.val_dataset is not None or hp.val_root is not None else hp.root
@@ -154,6 +168,18 @@ class StereoDataModule(pl.LightningDataModule):
             if len(raw) == 0:
                 raise EdgeStereoError(f"validation set {name} ({hp.val_split}) is empty")
             self.val_set = _Tensors(raw)
+
+    def _use_for_training(self, raw: Dataset) -> None:
+        """Keep ``raw`` as the training set, or refuse a batch larger than a process's share of it."""
+        hp = self.hparams
+        world = self.trainer.world_size if self.trainer is not None else 1
+        per_rank = len(raw) // world  # type: ignore[arg-type]
+        if per_rank < hp.batch_size:
+            raise EdgeStereoError(
+                f"data.batch_size {hp.batch_size} is larger than the data set: {hp.dataset} ({hp.split}) has "
+                f"{len(raw)} training samples, {per_rank} per process on {world} process(es)"  # type: ignore[arg-type]
+            )
+        self.train_set = _Augmented(raw, self._train_transform(), hp.seed)
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:

@@ -1,0 +1,196 @@
+"""Training throughput on this machine: samples/s of every network, fp32 and bf16 autocast, and
+DDP with 2 processes against 1.
+
+1. per network and precision, in a fresh process: one optimisation step as `edgestereo train` runs
+   it (forward_train, the family's published loss, backward, gradient clipping, AdamW) on a batch of
+   synthetic pairs already in memory, so the figure is the model's, not the data pipeline's; one
+   warm-up step, then the median over the timed steps;
+2. DDP: `edgestereo train` itself (Lightning, gloo on CPU) with --trainer.devices 1 and 2 on a
+   pre-rendered synthetic folder, samples/s of all processes together (TrainingSpeed, per step,
+   median after two warm-up steps). On one machine the processes share its cores (Lightning gives
+   each cores/processes threads), so the ratio shows the cost of the all-reduce, not a speed-up.
+
+Prints Markdown tables with the load average, since on a shared machine the figures move with it.
+
+usage:
+  .venv/bin/python benchmarks/bench_training.py            # every network, 256x512, batch 2; DDP 1 vs 2
+  .venv/bin/python benchmarks/bench_training.py --quick    # stereonet-plus-small at 64x128: a smoke run
+  .venv/bin/python benchmarks/bench_training.py --models stereonet-plus --size 192 384 --batch 4 --skip-ddp
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+# --------------------------------------------------------------------------- one network, one precision
+def measure_step(model_name: str, precision: str, size: tuple[int, int], batch: int, steps: int) -> dict:
+    """Runs in its own process: median seconds per optimisation step on an in-memory batch."""
+    import torch
+
+    from edgestereo.data import collate_stereo, create_dataset
+    from edgestereo.training.lit_module import StereoLitModule
+
+    torch.manual_seed(0)
+    module = StereoLitModule(model=model_name)
+    max_disp = float(min(getattr(module.model.config, "max_disp", 192), size[1] // 2))
+    pairs = create_dataset("synthetic", num=batch, size=size, max_disp=max_disp)
+    data = collate_stereo([pairs[i] for i in range(batch)])
+    optimizer = torch.optim.AdamW(module.model.parameters(), lr=1e-4)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            outputs = module.model.forward_train(data["left"], data["right"])
+        loss = module.supervised(outputs, data)["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(module.model.parameters(), 1.0)
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    step = statistics.median(times[1:])
+    return {"model": model_name, "precision": precision, "seconds_per_step": step, "samples_per_s": batch / step,
+            "params": sum(p.numel() for p in module.model.parameters()), "loss": loss.item()}
+
+
+def run_worker(model_name: str, precision: str, size: tuple[int, int], batch: int, steps: int,
+               threads: int | None) -> dict:
+    command = [sys.executable, __file__, "--worker", model_name, precision, "--size", *map(str, size),
+               "--batch", str(batch), "--steps", str(steps)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"model": model_name, "precision": precision, "error": last}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- DDP through `edgestereo train`
+DDP_RECIPE = """\
+seed_everything: 0
+trainer:
+  accelerator: cpu
+  max_steps: {steps}
+  enable_progress_bar: false
+  enable_model_summary: false
+  enable_checkpointing: false
+  num_sanity_val_steps: 0
+  log_every_n_steps: 1
+model:
+  model: {model}
+  val_images: 0
+data:
+  dataset: synthetic
+  root: {root}
+  val_split: null
+  crop_size: [{height}, {width}]
+  augmentation: none
+  batch_size: {batch}
+speed:
+  smoothing: 0.0
+"""
+
+
+def measure_ddp(model_name: str, devices: int, root: Path, work: Path, size: tuple[int, int], batch: int,
+                steps: int) -> float | str:
+    """samples/s of all processes together (median of the per-step rates after two warm-up steps)."""
+    recipe = work / f"ddp{devices}.yaml"
+    recipe.write_text(DDP_RECIPE.format(steps=steps, model=model_name, root=root, height=size[0], width=size[1],
+                                        batch=batch))
+    run_dir = work / f"run{devices}"
+    command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(recipe), "--no-export",
+               "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto",
+               "--trainer.default_root_dir", str(run_dir), "--step_checkpoint.every_n_steps", str(10 * steps)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
+    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
+    return statistics.median(rates[2:] or rates)
+
+
+# --------------------------------------------------------------------------- tables
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="stereonet-plus-small at 64x128, 2 steps")
+    parser.add_argument("--models", default=None, help="comma-separated names (default: every network)")
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per configuration")
+    parser.add_argument("--skip-ddp", action="store_true")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="intra-op threads per network measurement (default: PyTorch's, one per core)")
+    parser.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = tuple(args.size or ((64, 128) if args.quick else (256, 512)))
+    steps = args.steps or (2 if args.quick else 5)
+    if args.worker:
+        print(json.dumps(measure_step(args.worker[0], args.worker[1], size, args.batch, steps)))
+        return
+
+    from edgestereo.models import create_model, list_models
+
+    if args.models:
+        names = args.models.split(",")
+    elif args.quick:
+        names = ["stereonet-plus-small"]
+    else:
+        names = [name for name in list_models() if create_model(name).exportable]
+    threads = args.threads or os.cpu_count()
+    print(f"## Training throughput, {size[0]}x{size[1]}, batch {args.batch}, {threads} intra-op thread(s)\n")
+    print(f"load average before: {load_average()}\n")
+    print("| model | parameters | fp32 samples/s | bf16 samples/s | fp32 s/step | bf16 s/step |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        cells = {}
+        for precision in ("fp32", "bf16"):
+            cells[precision] = run_worker(name, precision, size, args.batch, steps, args.threads)
+        fp32, bf16 = cells["fp32"], cells["bf16"]
+        if "error" in fp32 or "error" in bf16:
+            print(f"| {name} | – | {fp32.get('error', '')} | {bf16.get('error', '')} | | |")
+            continue
+        print(f"| {name} | {fp32['params']:,} | {fp32['samples_per_s']:.2f} | {bf16['samples_per_s']:.2f} | "
+              f"{fp32['seconds_per_step']:.2f} | {bf16['seconds_per_step']:.2f} |", flush=True)
+    print(f"\nload average after: {load_average()}\n")
+    if args.skip_ddp:
+        return
+
+    from edgestereo.data.synthetic.dataset import synthetic_config, write_synthetic
+
+    ddp_model = names[0] if args.quick else "stereonet-plus"
+    ddp_steps = 4 if args.quick else 12
+    with tempfile.TemporaryDirectory(prefix="bench-ddp-") as work_dir:
+        work = Path(work_dir)
+        # enough pairs that neither run repeats one within its steps
+        write_synthetic(work / "data", 2 * args.batch * (ddp_steps + 1),
+                        synthetic_config(size, max_disp=min(192, size[1] // 2)))
+        one = measure_ddp(ddp_model, 1, work / "data", work, size, args.batch, ddp_steps)
+        two = measure_ddp(ddp_model, 2, work / "data", work, size, args.batch, ddp_steps)
+    print(f"## DDP on one machine: {ddp_model}, {size[0]}x{size[1]}, batch {args.batch} per process\n")
+    print("| processes | samples/s (all processes) |")
+    print("|---|---|")
+    for count, rate in ((1, one), (2, two)):
+        print(f"| {count} | {rate:.2f} |" if isinstance(rate, float) else f"| {count} | {rate} |")
+    if isinstance(one, float) and isinstance(two, float):
+        print(f"\n2 processes / 1 process: {two / one:.2f}x")
+    print(f"\nload average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
