@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="pack folder (created if missing)")
     parser.add_argument("--opt", type=_option, action="append", default=[], metavar="KEY=VALUE",
                         help="a data-set option, repeatable")
-    parser.add_argument("--image-codec", default="png", choices=["png", "raw"],
-                        help="png: lossless and about 3x smaller; raw: fastest to read (default png)")
+    parser.add_argument("--image-codec", default="raw", choices=["raw", "png"],
+                        help="raw: fastest to read (default); png: lossless, smaller images, decoded on every read")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="processes that read and encode samples (default 0: this process)")
 
