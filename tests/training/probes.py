@@ -1,0 +1,48 @@
+"""Callbacks the training tests add by class path (``--trainer.callbacks+=probes.…``, with this folder
+on the Python path): they stop a run with a real SIGTERM, and record what each DDP rank saw."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+
+class SigtermAtStep(pl.Callback):
+    """Sends SIGTERM to this process when the given optimiser step has finished."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _digest(tensor) -> str:
+    return hashlib.sha1(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+class RecordRank(pl.Callback):
+    """Writes <out>/rank<N>.json: a digest of every training sample this rank saw and of its final
+    parameters."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.samples: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.samples += [_digest(image) for image in batch["left"]]
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        parameters = hashlib.sha1()
+        for key, value in sorted(pl_module.model.named_parameters()):
+            parameters.update(key.encode() + value.detach().cpu().contiguous().numpy().tobytes())
+        self.out.mkdir(parents=True, exist_ok=True)
+        record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "global_step": trainer.global_step,
+                  "samples": self.samples, "parameters": parameters.hexdigest()}
+        (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -1,0 +1,104 @@
+"""StereoDataModule: data order per (seed, epoch) split across ranks, mid-epoch resume, seeded
+augmentation, hold-out validation and the configuration errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.training.datamodule import EpochSampler, StereoDataModule
+
+OPTIONS = {"num": 6, "size": [48, 96], "max_disp": 16}
+
+
+def _sampler(rank: int = 0, world: int = 1, length: int = 10, seed: int = 0) -> EpochSampler:
+    return EpochSampler(list(range(length)), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+
+
+def test_ranks_get_disjoint_shares_of_one_permutation_per_epoch():
+    ranks = [_sampler(rank, 2, length=11) for rank in (0, 1)]
+    shares = [[index for _, index in sampler] for sampler in ranks]
+    assert len(shares[0]) == len(shares[1]) == 5  # the odd sample out is dropped, never duplicated
+    assert set(shares[0]).isdisjoint(shares[1])
+    for sampler in ranks:
+        sampler.set_epoch(1)
+    assert [[i for _, i in s] for s in ranks] != shares
+    assert {epoch for s in ranks for epoch, _ in s} == {1}
+
+
+def test_resume_at_skips_what_was_consumed_in_that_epoch_only():
+    full = list(_sampler_at(epoch=2))
+    resumed = _sampler()
+    resumed.resume_at(2, 3)
+    assert list(resumed) == full[3:]
+    assert list(resumed) == full  # the next pass over the same epoch is whole again
+    resumed.set_epoch(3)
+    assert len(list(resumed)) == 10
+
+
+def _sampler_at(epoch: int) -> EpochSampler:
+    sampler = _sampler()
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def test_augmentation_depends_on_seed_epoch_and_index_only():
+    module = StereoDataModule(options={**OPTIONS, "size": [64, 160]}, crop_size=(48, 96), augmentation="synthetic",
+                              batch_size=2, val_split=None)
+    module.setup("fit")
+    data = module.train_set
+    first, again, other_epoch = data[(0, 4)], data[(0, 4)], data[(1, 4)]
+    assert first["left"].shape == (3, 48, 96) and first["disp"].shape == (1, 48, 96)
+    assert torch.equal(first["left"], again["left"]) and torch.equal(first["disp"], again["disp"])
+    assert not torch.equal(first["left"], other_epoch["left"])
+
+
+def test_loaders_and_the_resume_state():
+    module = StereoDataModule(options=OPTIONS, val_options={**OPTIONS, "num": 2}, crop_size=None,
+                              augmentation="none", batch_size=2)
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    assert batch["left"].shape == (2, 3, 48, 96) and batch["valid"].dtype == torch.bool
+    assert len(module.train_dataloader()) == 3 and len(module.val_dataloader()) == 2
+    module.load_state_dict({"epoch": 1, "consumed": 4})
+    loader = module.train_dataloader()
+    assert list(loader.sampler) == list(_sampler_at_epoch(module, 1))[4:]
+    assert module.state_dict() == {}  # no trainer, nothing to record
+
+
+def _sampler_at_epoch(module: StereoDataModule, epoch: int) -> EpochSampler:
+    sampler = EpochSampler(module.train_set, num_replicas=1, rank=0, shuffle=True, seed=module.hparams.seed)
+    sampler.set_epoch(epoch)
+    return sampler
+
+
+def test_holdout_validation_takes_the_last_samples():
+    module = StereoDataModule(options=OPTIONS, val_split="holdout", holdout=2, crop_size=None, augmentation="none",
+                              batch_size=2)
+    module.setup("fit")
+    assert len(module.train_set) == 4 and len(module.val_set) == 2
+    assert {module.train_set[(0, i)]["meta"]["index"] for i in range(4)} == {0, 1, 2, 3}
+    assert [module.val_set[i]["meta"]["index"] for i in range(2)] == [4, 5]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"root": "/no/such/folder"}, "data.root: /no/such/folder does not exist"),
+    ({"val_root": "/no/such/folder"}, "data.val_root: /no/such/folder does not exist"),
+    ({"batch_size": 0}, "must be ≥ 1"),
+    ({"crop_size": (32,)}, "data.crop_size must be (height, width)"),
+    ({"val_split": "holdout"}, "holdout and data.holdout > 0 go together"),
+    ({"holdout": 3}, "holdout and data.holdout > 0 go together"),
+])
+def test_configuration_errors(kwargs, message):
+    with pytest.raises(EdgeStereoError, match=re.escape(message)):
+        StereoDataModule(options=OPTIONS, **kwargs)
+
+
+def test_data_set_errors_at_setup():
+    with pytest.raises(EdgeStereoError, match=r"data\.batch_size 8 is larger than the data set"):
+        StereoDataModule(options=OPTIONS, batch_size=8, crop_size=None).setup("fit")
+    with pytest.raises(EdgeStereoError, match=r"data\.holdout 6 leaves nothing to train on"):
+        StereoDataModule(options=OPTIONS, val_split="holdout", holdout=6, crop_size=None).setup("fit")

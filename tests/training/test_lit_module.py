@@ -1,0 +1,119 @@
+"""StereoLitModule: frozen BatchNorm, the optimiser and schedule, validation metrics that agree with
+the evaluator, bf16 autocast on the CPU, and self-supervised fine-tuning on pairs without ground truth."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from edgestereo.data import create_dataset
+from edgestereo.data.io import write_image
+from edgestereo.evaluation.evaluator import evaluate
+from edgestereo.runtime.predictor import TorchPredictor
+from edgestereo.training import StereoDataModule, StereoLitModule
+from edgestereo.training.cli import run_training
+from edgestereo.training.lit_module import validation_grid
+
+OPTIONS = {"num": 4, "size": [64, 128], "max_disp": 24}
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def _module(**kwargs) -> StereoLitModule:
+    torch.manual_seed(0)
+    return StereoLitModule(model="stereonet-plus-small", model_config={"max_disp": 32}, val_images=0, **kwargs)
+
+
+def _data(**kwargs) -> StereoDataModule:
+    return StereoDataModule(options=OPTIONS, val_options={**OPTIONS, "num": 2}, crop_size=None, augmentation="none",
+                            batch_size=2, **kwargs)
+
+
+def _trainer(**kwargs) -> pl.Trainer:
+    settings = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False,
+                "enable_model_summary": False, "num_sanity_val_steps": 0, **kwargs}
+    return pl.Trainer(accelerator="cpu", **settings)
+
+
+def test_freeze_bn_keeps_statistics_and_trains_the_rest():
+    module = _module(freeze_bn=True).train()
+    norms = [m for m in module.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert norms and not any(m.training for m in norms)
+    assert module.model.training and all(p.requires_grad for p in module.model.parameters())
+    before = [m.running_mean.clone() for m in norms]
+    left = torch.rand(1, 3, 64, 128) * 255
+    module.model.forward_train(left, left.roll(-4, -1))
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
+    assert all(m.training for m in _module().train().model.modules())
+
+
+def test_adamw_with_a_linear_one_cycle_over_the_run():
+    module = _module(lr=1e-3, weight_decay=1e-4)
+    trainer = _trainer(max_steps=2, limit_val_batches=0)
+    trainer.fit(module, _data())
+    optimizer = trainer.optimizers[0]
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["weight_decay"] == 1e-4 and optimizer.defaults["eps"] == 1e-8
+    schedule = trainer.lr_scheduler_configs[0]
+    assert schedule.interval == "step" and schedule.scheduler.total_steps == 2 + 100
+    assert schedule.scheduler.last_epoch == 2
+
+
+def test_validation_metrics_agree_with_the_evaluator():
+    module = _module()
+    metrics = _trainer().validate(module, _data(), verbose=False)[0]
+    dataset = create_dataset("synthetic", split="val", **{**OPTIONS, "num": 2})
+    report = evaluate(TorchPredictor(module.model, "cpu"), dataset, max_disp=32)
+    for logged, pooled in (("val/epe", "epe"), ("val/bad1", "bad1"), ("val/bad3", "bad3"), ("val/d1", "d1")):
+        assert metrics[logged] == pytest.approx(report["all"][pooled], rel=1e-4, abs=1e-4)
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    module = _module()
+    trainer = _trainer(max_steps=1, limit_val_batches=0, precision="bf16-mixed")
+    trainer.fit(module, _data())
+    assert trainer.precision == "bf16-mixed" and trainer.global_step == 1
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # autocast, not a bf16 copy
+
+
+def test_validation_grid_layout():
+    left = torch.full((2, 3, 8, 10), 128.0)
+    gt = torch.full((2, 1, 8, 10), 5.0)
+    valid = torch.ones_like(gt, dtype=torch.bool)
+    valid[:, :, :, :3] = False
+    grid = validation_grid(left, gt + 1.0, gt, valid)
+    assert grid.shape == (16, 40, 3) and grid.dtype == np.uint8
+    assert (grid[:8, 30:33] == 0).all()  # no ground truth: black error
+    assert (grid[:8, 33:] > 0).any()
+
+
+def _write_folder(root: Path, count: int) -> None:
+    """``count`` rectified pairs without disparity, in the folder layout a user's camera gives."""
+    pairs = create_dataset("synthetic", split="test", **{**OPTIONS, "num": count})
+    for index in range(count):
+        sample = pairs[index]
+        write_image(root / "left" / f"{index:04d}.png", sample["left"])
+        write_image(root / "right" / f"{index:04d}.png", sample["right"])
+
+
+def test_own_camera_recipe_trains_without_ground_truth(tmp_path):
+    _write_folder(tmp_path / "pairs", 4)
+    result = run_training([
+        "--config", str(CONFIGS / "stereonet_plus_own_camera.yaml"),
+        "--trainer.default_root_dir", str(tmp_path / "run"),
+        "--data.root", str(tmp_path / "pairs"), "--data.holdout", "2", "--data.crop_size", "[64, 128]",
+        "--data.num_workers", "0", "--model.model", "stereonet-plus-small", "--model.model_config", "{max_disp: 32}",
+        "--trainer.max_steps", "2", "--trainer.val_check_interval", "1", "--trainer.log_every_n_steps", "1",
+        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+    ])
+    rows = list(csv.DictReader((result.root / "logs" / "version_0" / "metrics.csv").open()))
+    logged = {key for row in rows for key, value in row.items() if value}
+    assert {"train/photometric", "train/smoothness", "train/lr_consistency", "val/photometric"} <= logged
+    assert not any(key.startswith("val/epe") for key in logged)
+    assert result.best_checkpoint is not None and result.weights.is_file()
