@@ -113,10 +113,9 @@ class SceneFlow(PairStereoDataset):
             if len(fields) != 3:
                 raise EdgeStereoError(f"{path}:{number}: expected 'left right disparity', got {line.strip()!r}")
             left, right, disparity = (self.root / f for f in fields)
-            subset = Path(fields[0]).parts[0]
-            record = self._record(left, disparity, right_disparity, subset)
-            records.append(PairRecord(left=left, right=right, disp=disparity, disp_right=record.disp_right,
-                                      extra=record.extra))
+            records.append(PairRecord(left=left, right=right, disp=disparity,
+                                      disp_right=_swap_side(disparity, "right") if right_disparity else None,
+                                      extra={"subset": Path(fields[0]).parts[0]}))
         if not records:
             raise EdgeStereoError(f"{path}: list file names no samples")
         return records
