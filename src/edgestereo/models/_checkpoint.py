@@ -206,7 +206,15 @@ def save_pretrained(model: StereoModel, path: str | Path) -> Path:
         raise EdgeStereoError("model has no registry name; build it with create_model()")
     config = dataclasses.asdict(model.config) if model.config is not None else {}
     header = {"format": _FORMAT, "model": model.model_name, "config": json.dumps(config)}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for key, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        # safetensors refuses tensors that share memory; a module registered under two names (as in
+        # published RAFT-Stereo checkpoints) gives such tensors, so each name gets its own copy
+        storage = tensor.untyped_storage().data_ptr()
+        tensors[key] = tensor.clone() if storage in storages else tensor
+        storages.add(storage)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     with atomic_path(path.with_suffix(".json")) as tmp:
