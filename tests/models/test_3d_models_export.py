@@ -72,6 +72,8 @@ def test_cli_infer_with_a_lightning_checkpoint_and_export(tmp_path, capsys):
     assert main(["export", "--model", "stereonet", "--pretrained", str(checkpoint), "--height", "64", "--width", "128",
                  "--profile", "npu4d", "--out", str(onnx_path), "--verify"]) == 0
     assert "parity" in capsys.readouterr().out
+    assert main(["check-onnx", str(onnx_path), "--profile", "npu4d"]) == 0
+    assert "max rank    4" in capsys.readouterr().out
     assert main(["export", "--model", "gwcnet-g", "--max-disp", "40", "--height", "64", "--width", "128",
                  "--out", str(tmp_path / "bad.onnx")]) == 2
     assert "multiple of 16" in capsys.readouterr().err
