@@ -16,8 +16,9 @@ HEIGHT, WIDTH, MAX_DISP = 128, 256, 48
 CASES = [
     pytest.param("stereonet", {"in_channels": 1}, "npu4d", id="stereonet-grey-npu4d"),
     pytest.param("stereonet", {"in_channels": 1}, "tensorrt", id="stereonet-grey-tensorrt"),
-    pytest.param("gwcnet-gc", {}, "npu4d", id="gwcnet-gc-npu4d"),
-    pytest.param("gwcnet-gc", {}, "tensorrt", id="gwcnet-gc-tensorrt"),
+    # GwcNet exports take 20-40 s each on a 2-core CPU: `make test-slow`
+    pytest.param("gwcnet-gc", {}, "npu4d", id="gwcnet-gc-npu4d", marks=pytest.mark.slow),
+    pytest.param("gwcnet-gc", {}, "tensorrt", id="gwcnet-gc-tensorrt", marks=pytest.mark.slow),
     pytest.param("gwcnet-g", {}, "npu4d", id="gwcnet-g-npu4d", marks=pytest.mark.slow),
     pytest.param("gwcnet-g", {}, "tensorrt", id="gwcnet-g-tensorrt", marks=pytest.mark.slow),
 ]
