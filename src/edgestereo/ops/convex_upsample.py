@@ -5,7 +5,7 @@ The mask holds 9 logits per fine pixel: channel ``k*f*f + a*f + b`` weighs neigh
 are multiplied by ``f`` because a displacement of one coarse pixel is ``f`` fine pixels.
 
 The reference twin is the published computation (``unfold`` and 7-D views); the deploy twin takes the
-neighbours with a fixed one-hot 3x3 convolution and rearranges pixels with 4-D reshapes only.
+neighbours as shifted slices of the zero-padded field and rearranges pixels with 4-D reshapes only.
 
 >>> import torch
 >>> flow, mask = torch.randn(2, 1, 6, 8), torch.randn(2, 9 * 16, 6, 8)
@@ -48,11 +48,12 @@ def convex_upsample_4d(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
     _check(flow, mask, factor)
     batch, channels, height, width = flow.shape
     weights = torch.softmax(mask.view(batch, 9, factor * factor, height * width), dim=1)
-    # kernel k is 1 at 3x3 position k (row-major), the order in which unfold lists neighbours
-    one_hot = torch.eye(9, dtype=flow.dtype, device=flow.device).view(9, 1, 3, 3)
     outputs = []
     for channel in range(channels):
-        neighbours = F.conv2d(factor * flow[:, channel : channel + 1], one_hot, padding=1)  # (B,9,H,W)
+        padded = F.pad(factor * flow[:, channel : channel + 1], (1, 1, 1, 1))
+        # the 3x3 neighbours as shifted views, row-major as unfold lists them: exact in any precision
+        neighbours = torch.cat([padded[:, :, dy : dy + height, dx : dx + width]
+                                for dy in range(3) for dx in range(3)], dim=1)  # (B,9,H,W)
         fine = (weights * neighbours.view(batch, 9, 1, height * width)).sum(dim=1)  # (B,f*f,H*W)
         # depth-to-space in 4-D steps: fine[b, a*f+c, h, w] → out[b, h*f+a, w*f+c]
         fine = fine.reshape(batch * factor, factor, height, width).permute(0, 2, 3, 1)  # (B*f,H,W,f)
