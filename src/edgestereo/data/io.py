@@ -9,10 +9,11 @@ naming the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +29,14 @@ __all__ = [
     "read_disparity",
     "read_image",
     "read_kitti_disparity",
+    "read_manifest",
     "read_pfm",
     "read_ply",
     "write_calib_txt",
     "write_disparity",
     "write_image",
     "write_kitti_disparity",
+    "write_manifest",
     "write_npy",
     "write_pfm",
     "write_ply",
@@ -372,3 +375,26 @@ def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     points = np.stack([vertices["x"], vertices["y"], vertices["z"]], axis=1).astype(np.float32)
     colors = np.stack([vertices[c] for c in ("red", "green", "blue")], axis=1) if has_color else None
     return points, colors
+
+
+# --------------------------------------------------------------------------- folder manifests
+def read_manifest(root: str | Path, expected_format: str, what: str, how: str) -> dict:
+    """``root/manifest.json`` of a folder edgestereo wrote; errors say the folder is not ``what``
+    (e.g. "an edgestereo pack") and ``how`` to make one."""
+    root = Path(root)
+    path = root / "manifest.json"
+    if not path.is_file():
+        raise EdgeStereoError(f"{root}: not {what} (no manifest.json); create one with {how}")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgeStereoError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != expected_format:
+        raise EdgeStereoError(f"{root}: not {what} (manifest format is not {expected_format!r})")
+    return manifest
+
+
+def write_manifest(root: str | Path, manifest: dict, default: Callable | None = None) -> None:
+    """Write ``root/manifest.json`` atomically (``default`` as in :func:`json.dumps`)."""
+    with atomic_path(Path(root) / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, default=default) + "\n")

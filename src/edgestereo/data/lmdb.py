@@ -30,7 +30,7 @@ import numpy as np
 
 from edgestereo.data.datasets import create_dataset
 from edgestereo.data.datasets._base import Sample, StereoDataset, Transform, require_folder
-from edgestereo.data.io import atomic_path
+from edgestereo.data.io import read_manifest, write_manifest
 from edgestereo.errors import EdgeStereoError
 
 __all__ = ["FORMAT", "LMDBStereo", "decode_sample", "encode_sample", "pack_dataset", "read_pack_manifest"]
@@ -125,21 +125,7 @@ def decode_sample(data: bytes | memoryview, key: str = "?", where: str = "pack")
 
 def read_pack_manifest(root: Path) -> dict[str, Any]:
     """The manifest of a pack, or an error saying the folder is not an edgestereo pack."""
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise EdgeStereoError(f"{root}: not an edgestereo pack (no manifest.json); create one with `edgestereo pack`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeStereoError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise EdgeStereoError(f"{root}: not an edgestereo pack (manifest format is not {FORMAT!r})")
-    return manifest
-
-
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    with atomic_path(root / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, default=_json_default) + "\n")
+    return read_manifest(root, FORMAT, "an edgestereo pack", "`edgestereo pack`")
 
 
 class LMDBStereo(StereoDataset):
@@ -251,7 +237,7 @@ def pack_dataset(name: str, out: str | Path, root: str | Path | None = None, spl
     elif out.is_dir() and any(out.iterdir()):
         raise EdgeStereoError(f"{out}: folder is not empty and is not an edgestereo pack; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest, default=_json_default)
 
     env = lmdb.open(str(out), map_size=1 << 30, readahead=False, meminit=False)
     try:
@@ -291,5 +277,5 @@ def pack_dataset(name: str, out: str | Path, root: str | Path | None = None, spl
     manifest.update(written=len(dataset), complete=True,
                     sources=sources if any(sources) else [],
                     bytes=(out / "data.mdb").stat().st_size)
-    _write_manifest(out, manifest)
+    write_manifest(out, manifest, default=_json_default)
     return manifest

@@ -15,7 +15,6 @@ Folder layout (``root``)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,14 @@ import cv2
 import numpy as np
 
 from edgestereo.data.datasets._base import Sample, StereoDataset, Transform, disparity_and_valid, require_folder
-from edgestereo.data.io import atomic_path, read_disparity, read_image, write_image, write_pfm
+from edgestereo.data.io import (
+    read_disparity,
+    read_image,
+    read_manifest,
+    write_image,
+    write_manifest,
+    write_pfm,
+)
 from edgestereo.data.synthetic.render import SyntheticPair, render_pair
 from edgestereo.data.synthetic.scene import SyntheticConfig
 from edgestereo.errors import EdgeStereoError
@@ -136,21 +142,7 @@ class SyntheticStereo(StereoDataset):
 
 def read_synthetic_manifest(root: Path) -> dict[str, Any]:
     """The manifest of a folder written by :func:`write_synthetic`, or an error naming the folder."""
-    path = root / "manifest.json"
-    if not path.is_file():
-        raise EdgeStereoError(f"{root}: no manifest.json; not a synthetic set written by `edgestereo synth`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgeStereoError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise EdgeStereoError(f"{path}: not a synthetic-set manifest (format is not {FORMAT!r})")
-    return manifest
-
-
-def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    with atomic_path(root / "manifest.json") as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    return read_manifest(root, FORMAT, "a synthetic set", "`edgestereo synth`")
 
 
 def _sample_done(root: Path, index: int) -> bool:
@@ -202,7 +194,7 @@ def write_synthetic(out: str | Path, num: int, config: SyntheticConfig, seed: in
         raise EdgeStereoError(f"{root}: folder is not empty and is not a synthetic set; choose another --out")
     for key in _FILES:
         (root / key).mkdir(parents=True, exist_ok=True)
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     todo = [i for i in range(num) if not _sample_done(root, i)]
     done = num - len(todo)
     if progress:
@@ -223,5 +215,5 @@ def write_synthetic(out: str | Path, num: int, config: SyntheticConfig, seed: in
             if progress:
                 progress(done, num)
     manifest["complete"] = True
-    _write_manifest(root, manifest)
+    write_manifest(root, manifest)
     return manifest
