@@ -137,20 +137,13 @@ def test_published_loss_takes_the_model_max_disp_and_refuses_sgbm():
         published_loss(create_model("sgbm"))
 
 
-#: networks cheap enough for every `make test`; the others run with `make test-slow`.
-_QUICK_NETWORKS = {"stereonet", "stereonet-plus-small"}
-
-
 def _small_config(name: str) -> dict:
     """Fewer refinement steps and a shorter disparity range where the family has those fields."""
     fields = {f.name for f in dataclasses.fields(create_model(name).config)}
     return {key: value for key, value in (("train_iters", 2), ("max_disp", 64)) if key in fields}
 
 
-@pytest.mark.parametrize("name", [
-    name if name in _QUICK_NETWORKS else pytest.param(name, marks=pytest.mark.slow)
-    for name in list_models() if create_model(name).exportable
-])
+@pytest.mark.parametrize("name", [name for name in list_models() if create_model(name).exportable])
 def test_every_network_trains_with_its_published_loss(name):
     """forward_train of every registered network fits its loss, and gradients reach the weights."""
     torch.manual_seed(0)

@@ -18,8 +18,7 @@ RUN = ["--config", str(HERE / "tiny.yaml"), "--trainer.max_steps", "7", "--step_
        "--trainer.limit_val_batches", "1"]
 
 
-@pytest.mark.parametrize("kill_at", [pytest.param(3, id="mid-epoch"),
-                                     pytest.param(4, id="end-of-epoch", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kill_at", [3, 4], ids=["mid-epoch", "end-of-epoch"])
 def test_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch, capsys, kill_at):
     monkeypatch.syspath_prepend(str(HERE))
     straight = run_training([*RUN, "--trainer.default_root_dir", str(tmp_path / "straight")])
