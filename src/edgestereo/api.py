@@ -87,8 +87,9 @@ def predict(
     left, right: paths, (H,W,3) uint8 arrays or (3,H,W) tensors in [0,255]. model: a registry name
     (default :data:`DEFAULT_MODEL`), the path of an exported ``.onnx`` file (run in ONNX Runtime), a
     :class:`~edgestereo.models.StereoModel`, or a predictor (any callable from two uint8 images to a
-    disparity map). calib: a
-    :class:`~edgestereo.geometry.StereoCalibration` or a Middlebury ``calib.txt`` path.
+    disparity map). pretrained: weights for a named model (default: the packaged ones, for a model
+    that ships them). calib: a :class:`~edgestereo.geometry.StereoCalibration` or a Middlebury
+    ``calib.txt`` path.
     """
     t0 = time.perf_counter()
     left_rgb, right_rgb = load_pair(left, right)
@@ -108,7 +109,7 @@ def predict(
 
 
 def _make_predictor(model: Any, pretrained: Any, device: str | None, precision: str):
-    from edgestereo.models import StereoModel, create_model
+    from edgestereo.models import StereoModel, create_model, default_weights
     from edgestereo.runtime.predictor import TorchPredictor
 
     if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
@@ -117,7 +118,7 @@ def _make_predictor(model: Any, pretrained: Any, device: str | None, precision: 
         return OnnxPredictor(model, device=device)
     if model is None or isinstance(model, str):
         name = model or DEFAULT_MODEL
-        return TorchPredictor(create_model(name, pretrained=pretrained), device, precision)
+        return TorchPredictor(create_model(name, pretrained=default_weights(name, pretrained)), device, precision)
     if isinstance(model, StereoModel):
         return TorchPredictor(model, device, precision)
     if callable(model):

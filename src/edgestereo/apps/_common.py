@@ -68,7 +68,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}; "
                        "see `edgestereo models`)")
     group.add_argument("--pretrained", default=None, metavar="PATH",
-                       help="checkpoint to load (safetensors, or a published .pth/.ckpt)")
+                       help="checkpoint to load (safetensors, or a published .pth/.ckpt; default: the weights "
+                            "packaged with edgestereo, for a model that ships them)")
     add_config_arguments(group)
     group.add_argument("--onnx", default=None, metavar="FILE",
                        help="run an exported ONNX file in ONNX Runtime instead of a PyTorch model")
@@ -101,10 +102,11 @@ def build_predictor(args: argparse.Namespace) -> Any:
         return OnnxPredictor(args.onnx, device=args.device)
 
     from edgestereo.api import DEFAULT_MODEL
-    from edgestereo.models import create_model
+    from edgestereo.models import create_model, default_weights
     from edgestereo.runtime.predictor import TorchPredictor
 
-    model = create_model(args.model or DEFAULT_MODEL, pretrained=args.pretrained, **config_overrides(args))
+    name = args.model or DEFAULT_MODEL
+    model = create_model(name, pretrained=default_weights(name, args.pretrained), **config_overrides(args))
     return TorchPredictor(model, args.device, args.precision)
 
 

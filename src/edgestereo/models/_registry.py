@@ -12,7 +12,7 @@ from typing import Any
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel
 
-__all__ = ["ModelEntry", "create_model", "get_model_entry", "list_models", "register_model"]
+__all__ = ["ModelEntry", "create_model", "default_weights", "get_model_entry", "list_models", "register_model"]
 
 # One module per model family; imported on first use of the registry, not at `import edgestereo`.
 _FAMILY_MODULES = (
@@ -75,6 +75,14 @@ def get_model_entry(name: str) -> ModelEntry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise EdgeStereoError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
+
+
+def default_weights(name: str, pretrained: bool | str | Path | None = None) -> bool | str | Path | None:
+    """What the applications load for ``name``: ``pretrained`` when given, else True (the packaged
+    weights) for a model that ships them, else None (random initialisation)."""
+    if pretrained is not None:
+        return pretrained
+    return True if get_model_entry(name).packaged_weights else None
 
 
 def create_model(
