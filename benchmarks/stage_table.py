@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from edgestereo.apps.quantize import load_samples
     from edgestereo.data import collate_stereo, to_tensors
+    from edgestereo.evaluation.stages import StageResult, format_stage_table
     from edgestereo.export.onnx import export_onnx
-    from edgestereo.export.qat import QATModel, StageResult, format_stage_table, score_torch
+    from edgestereo.export.qat import QATModel, score_torch
     from edgestereo.export.quantize import QuantizeOptions, calibration_feeds, quantize_onnx, score_onnx
     from edgestereo.models import create_model
     from edgestereo.training.losses import published_loss

@@ -1,13 +1,14 @@
 """Quantization-aware training with torchao PT2E: fake quantization, calibration, training step,
-weights written back for export; the stage table's format and scoring."""
+train/eval forms of the graph, weights written back for export; scoring at a fixed size."""
 
 import numpy as np
 import pytest
 import torch
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.export.qat import QATModel, StageResult, format_stage_table, score_torch
+from edgestereo.export.qat import QATModel, score_torch
 from edgestereo.models import create_model
+from tiny_qat_stereo import tiny_qat_factory
 
 
 def test_a_model_that_is_not_a_network_is_refused():
@@ -20,13 +21,66 @@ def test_size_not_a_multiple_of_the_divisor_is_refused():
         QATModel(create_model("stereonet-plus-small"), 48, 64)
 
 
-def test_stage_table_lists_each_stage_against_float():
-    metrics = {"epe": 1.0, "bad1": 10.0, "bad3": 5.0, "d1": 4.0}
-    table = format_stage_table([StageResult("float", "torch fp32", metrics),
-                                StageResult("int8", "onnxruntime QDQ", {**metrics, "epe": 1.02})])
-    lines = table.splitlines()
-    assert lines[0].split()[:3] == ["stage", "runtime", "EPE"]
-    assert "+0.00%" in lines[2] and "+2.00%" in lines[3] and "1.0200" in lines[3]
+def test_a_convolution_called_twice_is_refused_with_a_hint(tiny_model):
+    with pytest.raises(EdgeStereoError, match=r"called more than once .* run it once on the views stacked"):
+        QATModel(tiny_model, 32, 64)
+
+
+def _tiny_qat(freeze_bn: bool = False) -> tuple[QATModel, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = tiny_qat_factory()
+    model.model_name = "tiny-qat-stereo"
+    qat = QATModel(model, 32, 64, freeze_bn=freeze_bn)
+    left, right = model.example_inputs(32, 64, batch=2)
+    return qat, left, right
+
+
+def _bn(qat: QATModel) -> torch.nn.BatchNorm2d:
+    return qat.__dict__["float_model"].features[1]
+
+
+def test_eval_leaves_statistics_ranges_and_counters_alone_and_train_updates_them():
+    qat, left, right = _tiny_qat()
+    assert not bool(qat.calibrated)
+    assert qat.calibrate([(left, right)]) == 1 and bool(qat.calibrated)
+    assert qat.training  # calibrate returns to the mode it found
+
+
+    def tracked() -> dict[str, torch.Tensor]:
+        # scale and zero point are recomputed from the observed range by every fake-quantized
+        # forward, and the observer flags follow the mode: the state is the rest
+        derived = (".scale", ".zero_point", ".observer_enabled")
+        return {k: v.clone() for k, v in qat.state_dict().items() if not k.endswith(derived)}
+
+    state = tracked()
+    with torch.no_grad():
+        qat.eval()(left, right)
+    assert all(torch.equal(v, tracked()[k]) for k, v in state.items())
+    qat.train().forward_train(left, right)
+    changed = {k for k, v in tracked().items() if not torch.equal(v, state[k])}
+    assert "graph.net.features.1.running_mean" in changed and "graph.net.features.1.num_batches_tracked" in changed
+    assert any(k.startswith("graph.activation_post_process") and k.endswith("min_val") for k in changed)
+
+
+def test_freeze_bn_trains_on_running_statistics():
+    qat, left, right = _tiny_qat(freeze_bn=True)
+    qat.calibrate([(left, right)])
+    before = _bn(qat).running_mean.clone()
+    loss = qat.train().forward_train(left, right)[0].mean()
+    loss.backward()
+    assert torch.equal(before, _bn(qat).running_mean)
+    assert qat.graph.get_parameter("net.features.0.weight").grad is not None
+
+
+def test_the_state_dict_restores_calibrated_ranges_into_a_fresh_graph():
+    qat, left, right = _tiny_qat()
+    qat.calibrate([(left, right), (right, left)])
+    qat.train().forward_train(left, right)
+    fresh, _, _ = _tiny_qat()
+    fresh.load_state_dict(qat.state_dict())
+    assert bool(fresh.calibrated)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(left, right), qat.eval()(left, right), rtol=0, atol=0)
 
 
 def test_score_torch_pools_pixels_and_crops_to_the_size():

@@ -1,5 +1,4 @@
-"""Quantization-aware training (QAT) with torchao's PT2E flow, and the float / calibrated / QAT / int8
-stage table.
+"""Quantization-aware training (QAT) with torchao's PT2E flow.
 
 Why this path: ``torch.ao.quantization`` (eager and FX modes) is deprecated upstream and the PT2E
 entry points left PyTorch for torchao (``torch.ao.quantization.quantize_pt2e`` is gone from torch
@@ -17,13 +16,15 @@ The stages, as the StereoNetPlus reference runs them:
    the ONNX graph name their tensors differently, so observer ranges are not carried across).
 
 The training graph is exported with the batch dimension dynamic and H, W fixed (training crops are).
+``edgestereo train`` runs it with ``model.quant: qat`` (:class:`~edgestereo.training.StereoLitModule`);
+:mod:`edgestereo.evaluation.stages` prints the stage table.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel
 
-__all__ = ["TORCHAO_VERSION", "QATModel", "StageResult", "format_stage_table", "score_torch"]
+__all__ = ["TORCHAO_VERSION", "QATModel", "score_torch"]
 
 #: the torchao release the QAT path is tested with (pyproject extra ``quant``).
 TORCHAO_VERSION = "0.18.0"
@@ -76,14 +77,18 @@ class QATModel(nn.Module):
     """``model``'s training forward with int8 fake quantization inserted (torchao PT2E, x86 scheme).
 
     height, width: the fixed training size (multiples of ``model.divisor``); the batch may vary.
-    The deploy path is traced (the graph that is exported and quantized later). Parameters are
-    the QAT graph's own; :meth:`write_back` copies them into ``model`` for export.
+    The deploy path is traced (the graph that is exported and quantized later). The graph holds
+    ``model``'s parameters and buffers under ``net.``; :meth:`write_back` copies its current state
+    (BatchNorm statistics included, which a device move gives the graph its own copies of) into
+    ``model`` for export. freeze_bn: BatchNorm keeps its running statistics in training too.
+    In eval mode BatchNorm uses its running statistics and the observers stop, so evaluating never
+    moves the ranges; in train mode the observers follow the activations (moving averages).
 
     >>> qat = QATModel(create_model("stereonet-plus"), 256, 512)   # doctest: +SKIP
     >>> qat.calibrate(pairs); loss = criterion(qat.forward_train(left, right), batch)  # doctest: +SKIP
     """
 
-    def __init__(self, model: StereoModel, height: int, width: int) -> None:
+    def __init__(self, model: StereoModel, height: int, width: int, *, freeze_bn: bool = False) -> None:
         super().__init__()
         if not model.exportable:
             raise EdgeStereoError(f"{model.model_name or type(model).__name__} is not a network; nothing to quantize")
@@ -92,8 +97,11 @@ class QATModel(nn.Module):
         pt2e, quantize_pt2e, x86 = _torchao()
         self._pt2e = pt2e
         self.input_size = (height, width)
-        # kept outside the module tree: its weights are copied in by write_back, not trained twice
+        self.freeze_bn = freeze_bn
+        # kept outside the module tree: its tensors are the graph's (``net.*``), not a second copy to train
         self.__dict__["float_model"] = model
+        #: set by :meth:`calibrate`; saved with the state dict, so a resumed run does not calibrate again
+        self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
         was_training = model.training
         model.deploy().train()
         left, right = model.example_inputs(height, width, batch=2)
@@ -103,13 +111,28 @@ class QATModel(nn.Module):
             quantizer = x86.X86InductorQuantizer()
             quantizer.set_global(x86.get_default_x86_inductor_quantization_config(is_qat=True))
             self.graph = quantize_pt2e.prepare_qat_pt2e(exported.module(), quantizer)
-            # train()/eval() then switch the exported graph's BatchNorm between batch and running statistics
-            pt2e.allow_exported_model_train_eval(self.graph)
-        except (ValueError, RuntimeError) as exc:  # torch.export and the quantizer's refusals
-            raise EdgeStereoError(f"{model.model_name}: torchao cannot prepare this graph for QAT "
-                                  f"({str(exc).splitlines()[0][:160]})") from None
+        except (ValueError, RuntimeError, AssertionError) as exc:  # torch.export's and the quantizer's refusals
+            raise EdgeStereoError(_refusal(model, exc)) from None
         finally:
             model.train(was_training)
+        # Both forms of the graph are made once and swapped by train()/eval(): torchao's own
+        # switch rewrites every BatchNorm pattern again each time (seconds per validation).
+        self._train_graph = copy.deepcopy(self.graph.graph)
+        pt2e.move_exported_model_to_eval(self.graph)
+        self._eval_graph = _without_batch_counting(self.graph.graph)
+        self.train()
+
+    def train(self, mode: bool = True) -> QATModel:
+        """Train mode: batch statistics (unless ``freeze_bn``) and observers on; eval mode: running
+        statistics and observers off."""
+        self.training = mode
+        # torchao makes the prepared graph refuse .train()/.eval(); its sub-modules take the flag as usual
+        nn.Module.train(self.graph, mode)
+        graph = self._train_graph if mode and not self.freeze_bn else self._eval_graph
+        if self.graph.graph is not graph:
+            self.graph.graph = graph  # the setter regenerates the forward code
+        self.graph.apply(self._pt2e.enable_observer if mode else self._pt2e.disable_observer)
+        return self
 
     def forward_train(self, left: Tensor, right: Tensor) -> list[Tensor]:
         """left, right (B,3,H,W) in [0,255] → the model's training predictions under fake quantization."""
@@ -139,6 +162,7 @@ class QATModel(nn.Module):
         self.train(was_training)
         if count == 0:
             raise EdgeStereoError("no calibration batch for QAT")
+        self.calibrated.fill_(True)
         return count
 
     def write_back(self) -> StereoModel:
@@ -151,6 +175,29 @@ class QATModel(nn.Module):
             raise EdgeStereoError(f"QAT graph lost parameters {', '.join(missing[:5])}; cannot export it")
         model.load_state_dict({k: state[k] for k in model.state_dict()})
         return model
+
+
+def _without_batch_counting(graph: torch.fx.Graph) -> torch.fx.Graph:
+    """``graph`` without its in-place ``num_batches_tracked += 1``: torchao's eval rewrite keeps the
+    training graph's counters, and evaluating must not count batches (BatchNorm in eval mode does not)."""
+    for node in list(graph.nodes):
+        target = node.args[0] if node.op == "call_function" and node.target is torch.ops.aten.add_.Tensor else None
+        if isinstance(target, torch.fx.Node) and target.op == "get_attr" and \
+                str(target.target).endswith("num_batches_tracked") and not node.users:
+            graph.erase_node(node)
+    return graph
+
+
+def _refusal(model: StereoModel, exc: BaseException) -> str:
+    """One line for torch.export's or the x86 quantizer's refusal of ``model``."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    hint = ""
+    if "more than one output node" in first:
+        # the quantizer annotates each convolution once: a module called twice (a feature extractor
+        # applied to each view in turn) gives its weight two consumers
+        hint = ("; a convolution is called more than once (e.g. a shared feature extractor run on each view "
+                "separately): run it once on the views stacked as one batch")
+    return f"{model.model_name or type(model).__name__}: torchao cannot prepare this graph for QAT ({first}){hint}"
 
 
 def score_torch(
@@ -175,27 +222,3 @@ def score_torch(
     if not predictions:
         raise EdgeStereoError("no evaluation pair")
     return disparity_metrics(np.concatenate(predictions), np.concatenate(truths), np.concatenate(valids))
-
-
-@dataclass(frozen=True)
-class StageResult:
-    """One row of the stage table."""
-
-    stage: str
-    runtime: str
-    metrics: dict[str, float]
-
-
-def format_stage_table(rows: Sequence[StageResult]) -> str:
-    """float / calibrated / QAT / int8 rows: EPE, its change over float, bad-1/3, D1."""
-    if not rows:
-        return ""
-    base = rows[0].metrics["epe"]
-    lines = ["stage        runtime           EPE (px)  vs float   bad1 (%)  bad3 (%)  D1 (%)",
-             "-----------  ----------------  --------  --------  --------  --------  ------"]
-    for row in rows:
-        m = row.metrics
-        change = (m["epe"] / base - 1) * 100 if base > 0 else 0.0
-        lines.append(f"{row.stage:<11}  {row.runtime:<16}  {m['epe']:>8.4f}  {change:>+7.2f}%  {m['bad1']:>8.2f}  "
-                     f"{m['bad3']:>8.2f}  {m['d1']:>6.2f}")
-    return "\n".join(lines)

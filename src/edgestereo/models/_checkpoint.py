@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from edgestereo.models._registry import ModelEntry
 
 __all__ = [
+    "NETWORK_KEY",
     "Checkpoint",
+    "checkpoint_model_name",
     "load_model",
     "load_pretrained",
     "load_state_dict_strict",
@@ -33,6 +35,10 @@ __all__ = [
 ]
 
 _FORMAT = "edgestereo-v1"
+#: entry of an ``edgestereo train`` (Lightning) checkpoint with the network's registry name and full
+#: config; its weights are the state dict's ``model.*`` keys (``StereoLitModule.on_save_checkpoint``).
+NETWORK_KEY = "edgestereo_network"
+_NETWORK_PREFIX = "model."
 
 
 @dataclass
@@ -127,6 +133,25 @@ def _read_safetensors(path: Path) -> Checkpoint:
     return Checkpoint(_strip_prefix(state_dict, "module."), meta, path)
 
 
+def _training_network(checkpoint: Checkpoint) -> Checkpoint:
+    """An ``edgestereo train`` checkpoint as the network it trains: the ``model.*`` weights (a QAT
+    run's fake-quantization graph and other training state left out), its name and config."""
+    network = checkpoint.meta.get(NETWORK_KEY)
+    if not isinstance(network, dict) or not network.get("model"):
+        return checkpoint
+    state_dict = {key[len(_NETWORK_PREFIX):]: value for key, value in checkpoint.state_dict.items()
+                  if key.startswith(_NETWORK_PREFIX)}
+    meta = {**checkpoint.meta, "model": network["model"], "config": network.get("config") or {}}
+    return Checkpoint(state_dict, meta, checkpoint.path)
+
+
+def checkpoint_model_name(path: str | Path) -> str | None:
+    """The registry name a weights file records (edgestereo safetensors, ``edgestereo train``
+    checkpoints), or None (published files do not say)."""
+    name = _training_network(read_checkpoint(path)).meta.get("model")
+    return str(name) if name else None
+
+
 def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Load with strict key and shape checks; the error names the first few offending keys."""
     expected = model.state_dict()
@@ -165,6 +190,7 @@ def load_pretrained(entry: ModelEntry, path: Path, config: dict[str, Any]) -> St
     # A family lists the plain objects its published files pickle beside the tensors (e.g. optimizer
     # factories in Lightning hyper-parameters); weights_only stays on, extended by exactly those.
     checkpoint = read_checkpoint(path, safe_globals=list(getattr(base, "checkpoint_safe_globals", ())))
+    checkpoint = _training_network(checkpoint)
     saved_name = checkpoint.meta.get("model")
     if saved_name and saved_name != entry.name:
         raise EdgeStereoError(f"{path} holds weights of {saved_name!r}, not {entry.name!r}")

@@ -194,18 +194,28 @@ def find_resume_checkpoint(resume: str, checkpoint_dirs: Iterable[Path]) -> Path
 
 
 def check_resumable(path: Path, module: StereoLitModule) -> None:
-    """Refuse a checkpoint of another model, or of the same model with another architecture."""
+    """Refuse a checkpoint of another model, of the same model with another architecture, or of a
+    run with another ``model.quant``."""
     from edgestereo.models._checkpoint import load_state_dict_strict, read_checkpoint
 
     checkpoint = read_checkpoint(path)
-    saved = (checkpoint.meta.get("hyper_parameters") or {}).get("model")
+    hyper_parameters = checkpoint.meta.get("hyper_parameters") or {}
+    saved = hyper_parameters.get("model")
     if saved is None:
         raise EdgeStereoError(f"--resume {path}: not a checkpoint written by `edgestereo train`")
     if saved != module.hparams.model:
         raise EdgeStereoError(
             f"--resume {path}: the checkpoint trains model {saved!r}, this run trains {module.hparams.model!r}"
         )
-    load_state_dict_strict(module, checkpoint.state_dict, f"--resume {path}")
+    saved_quant, quant = hyper_parameters.get("quant"), module.hparams.quant
+    if saved_quant != quant:
+        raise EdgeStereoError(
+            f"--resume {path}: the checkpoint was trained with model.quant {saved_quant or 'null'}, this run has "
+            f"{quant or 'null'} (to start QAT from float weights use --model.pretrained CHECKPOINT instead)"
+        )
+    # the QAT graph (qat.*) exists only once fitting starts; Lightning checks its keys when it loads them
+    network_state = {k: v for k, v in checkpoint.state_dict.items() if not k.startswith("qat.")}
+    load_state_dict_strict(module, network_state, f"--resume {path}")
 
 
 # --------------------------------------------------------------------------- entry point

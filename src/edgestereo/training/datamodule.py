@@ -181,6 +181,21 @@ class StereoDataModule(pl.LightningDataModule):
             )
         self.train_set = _Augmented(raw, self._train_transform(), hp.seed)
 
+    def sample_batches(self, count: int) -> Iterator[dict[str, Any]]:
+        """Up to ``count`` collated training batches (``batch_size`` pairs, augmented and cropped as
+        epoch 0 sees them) of pairs drawn at random with ``seed``: the same on every rank and run.
+        Leaves the training order untouched (QAT calibrates its ranges on them)."""
+        import torch
+
+        from edgestereo.data import collate_stereo
+
+        assert self.train_set is not None, "setup('fit') first"
+        size = self.hparams.batch_size
+        total = min(len(self.train_set), count * size)
+        picks = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(self.hparams.seed))
+        for start in range(0, total, size):
+            yield collate_stereo([self.train_set[(0, int(i))] for i in picks[start : min(start + size, total)]])
+
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
         from edgestereo.data import collate_stereo

@@ -7,37 +7,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.models._checkpoint import NETWORK_KEY
 
 if TYPE_CHECKING:
     from edgestereo.training.lit_module import StereoLitModule
 
 __all__ = ["NETWORK_KEY", "export_weights"]
 
-#: checkpoint entry with the network's registry name and full config (``StereoLitModule.on_save_checkpoint``).
-NETWORK_KEY = "edgestereo_network"
-#: attribute of :class:`StereoLitModule` that holds the network (its keys' prefix in checkpoints).
-_NETWORK_PREFIX = "model."
-
-
 def export_weights(source: StereoLitModule | str | Path, path: str | Path) -> Path:
-    """Write the network of a :class:`StereoLitModule`, or of a checkpoint ``edgestereo train``
-    wrote (read with ``weights_only=True``), to ``path`` (``.safetensors``; ``<stem>.json`` beside it).
+    """Write the network of a :class:`StereoLitModule` (its current weights; a QAT run's written
+    back from the fake-quantized graph), or of a checkpoint ``edgestereo train`` wrote (read with
+    ``weights_only=True``), to ``path`` (``.safetensors``; ``<stem>.json`` beside it).
     """
     from edgestereo.models import create_model, save_pretrained
-    from edgestereo.models._checkpoint import load_state_dict_strict, read_checkpoint
+    from edgestereo.models._checkpoint import read_checkpoint
 
     if not isinstance(source, (str, Path)):
-        return save_pretrained(source.model, path)
-    checkpoint = read_checkpoint(source)
-    network = checkpoint.meta.get(NETWORK_KEY)
+        return save_pretrained(source.trained_network(), path)
+    network = read_checkpoint(source).meta.get(NETWORK_KEY)
     if not isinstance(network, dict) or not network.get("model"):
         raise EdgeStereoError(f"{source}: not a checkpoint written by `edgestereo train` (no {NETWORK_KEY!r} entry)")
-    config = {k: tuple(v) if isinstance(v, list) else v for k, v in (network.get("config") or {}).items()}
-    model = create_model(network["model"], **config)
-    state_dict = {
-        key.removeprefix(_NETWORK_PREFIX): value
-        for key, value in checkpoint.state_dict.items()
-        if key.startswith(_NETWORK_PREFIX)
-    }
-    load_state_dict_strict(model, state_dict, str(source))
-    return save_pretrained(model, path)
+    # create_model reads the network's weights and config out of a training checkpoint
+    return save_pretrained(create_model(network["model"], pretrained=source), path)

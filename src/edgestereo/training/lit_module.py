@@ -4,18 +4,22 @@ metrics (EPE, bad-1, bad-3, D1) with a picture grid per validation.
 
 The network stays a plain :class:`~edgestereo.models.StereoModel` in ``self.model``; its weights
 are ``model.*`` in Lightning checkpoints and :func:`edgestereo.training.export_weights` writes them
-as safetensors that :func:`edgestereo.load_model` reads.
+as safetensors that :func:`edgestereo.load_model` reads. With ``quant="qat"`` the network trains and
+validates through int8 fake quantization (:class:`~edgestereo.export.qat.QATModel`, ``qat.*`` in
+checkpoints), and its float weights are written back into ``self.model`` whenever they are saved.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
@@ -30,6 +34,10 @@ from edgestereo.training.losses import (
     published_loss,
     warp_right_to_left,
 )
+
+if TYPE_CHECKING:
+    from edgestereo.export.qat import QATModel
+    from edgestereo.models import StereoModel
 
 __all__ = ["DEFAULT_TRAIN_MODEL", "StereoLitModule", "validation_grid"]
 
@@ -82,6 +90,14 @@ class StereoLitModule(pl.LightningModule):
     over ``trainer.estimated_stepping_batches``; the public RAFT-Stereo recipe) or "constant".
     freeze_bn keeps BatchNorm statistics fixed (affine parameters still train), as RAFT-Stereo
     does when fine-tuning. val_images: pairs in the picture grid written each validation.
+
+    quant "qat": quantization-aware training. When fitting starts the network's deploy path is
+    traced at the data module's ``crop_size`` with int8 fake quantization (torchao PT2E, x86
+    scheme: what ``edgestereo quantize --per-channel`` writes), its activation ranges are
+    calibrated on ``qat_calibration_batches`` training batches, and training and validation run
+    through that graph (validation pairs larger than the crop are scored on their centre crop,
+    smaller ones padded). Float32 only; checkpoints resume with their ranges, and the exported
+    weights are a plain float network for ``edgestereo export`` + ``edgestereo quantize``.
     """
 
     def __init__(
@@ -98,8 +114,12 @@ class StereoLitModule(pl.LightningModule):
         pct_start: float = 0.01,
         freeze_bn: bool = False,
         val_images: int = 2,
+        quant: Literal["qat"] | None = None,
+        qat_calibration_batches: int = 16,
     ) -> None:
         super().__init__()
+        if qat_calibration_batches < 1:
+            raise EdgeStereoError(f"model.qat_calibration_batches must be ≥ 1, got {qat_calibration_batches}")
         weights = self_supervised if self_supervised is not None else SelfSupervisedLoss()
         if isinstance(weights, dict):
             weights = SelfSupervisedLoss(**weights)
@@ -115,6 +135,8 @@ class StereoLitModule(pl.LightningModule):
         self.self_supervised = weights
         self.supervised = published_loss(self.model, max_disp) if loss == "published" else None
         self.max_disp = max_disp if max_disp is not None else getattr(self.model.config, "max_disp", None)
+        #: the fake-quantized graph under quant "qat", built in setup() (it needs the training crop size)
+        self.qat: QATModel | None = None
         self._val_sums: Tensor | None = None
         self._val_photometric: list[Tensor] = []
 
@@ -129,18 +151,93 @@ class StereoLitModule(pl.LightningModule):
         return self
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
-        """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) px (padded to the divisor and back)."""
+        """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) px (padded to the divisor and back;
+        under QAT padded to the graph's fixed size, which a larger pair must not exceed)."""
+        if self.qat is not None:
+            return self._fake_quantized(left, right)
         padder = InputPadder(left.shape, self.model.divisor)
         padded_left, padded_right = padder.pad(left, right)
         return padder.unpad(self.model(padded_left, padded_right))
 
+    def trained_network(self) -> StereoModel:
+        """The network with its current weights (under QAT written back from the fake-quantized graph,
+        BatchNorm statistics included)."""
+        return self.qat.write_back() if self.qat is not None else self.model
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the network's name and complete config (also what a pretrained file set), so the
-        weights can be exported without the recipe."""
+        weights can be exported without the recipe; under QAT put the current float weights in ``model.*``."""
         from edgestereo.training.export import NETWORK_KEY
 
-        config = dataclasses.asdict(self.model.config) if dataclasses.is_dataclass(self.model.config) else {}
-        checkpoint[NETWORK_KEY] = {"model": self.model.model_name, "config": config}
+        network = self.trained_network()
+        if self.qat is not None:
+            # the graph's BatchNorm statistics are its own tensors once the module has moved devices
+            checkpoint["state_dict"].update({f"model.{k}": v for k, v in network.state_dict().items()})
+        config = dataclasses.asdict(network.config) if dataclasses.is_dataclass(network.config) else {}
+        checkpoint[NETWORK_KEY] = {"model": network.model_name, "config": config}
+
+    # ------------------------------------------------------------------ quantization-aware training
+    def setup(self, stage: str) -> None:
+        """Under quant "qat", build the fake-quantized graph, before Lightning restores a checkpoint
+        into the module and builds the optimiser over the graph's parameters."""
+        if self.hparams.quant == "qat" and self.qat is None:
+            self.qat = self._build_qat()
+
+    def _build_qat(self) -> QATModel:
+        from edgestereo.export.qat import QATModel
+
+        trainer = self.trainer
+        if str(trainer.precision) not in ("32-true", "32"):
+            raise EdgeStereoError(f"model.quant qat trains in float32 (fake quantization has no {trainer.precision} "
+                                  "path): set trainer.precision 32-true")
+        datamodule = trainer.datamodule
+        hparams = getattr(datamodule, "hparams", {})
+        if not hasattr(datamodule, "sample_batches") or "crop_size" not in hparams:
+            raise EdgeStereoError("model.quant qat needs edgestereo's StereoDataModule (its crop size is the "
+                                  "fake-quantized graph's input size, its batches calibrate the ranges)")
+        if hparams["crop_size"] is None:
+            raise EdgeStereoError("model.quant qat needs data.crop_size: the fake-quantized graph has a fixed "
+                                  "input size")
+        height, width = (int(v) for v in hparams["crop_size"])
+        divisor = self.model.divisor
+        if height % divisor or width % divisor:
+            raise EdgeStereoError(f"data.crop_size {height}x{width}: QAT needs multiples of {divisor} "
+                                  f"({self.model.model_name}'s divisor)")
+        rank_zero_info(f"QAT: tracing {self.model.model_name} at {width}x{height} with fake quantization "
+                       "(torch.export + torchao; minutes on a small CPU)")
+        # torch.export records the device of tensors the forward creates: trace where it will train
+        self.model.to(trainer.strategy.root_device)
+        return QATModel(self.model, height, width, freeze_bn=self.hparams.freeze_bn)
+
+    def on_fit_start(self) -> None:
+        """Calibrate the fake quantization's ranges on training batches, unless a resumed checkpoint
+        brought them."""
+        if self.qat is None or bool(self.qat.calibrated):
+            return
+        batches = self.trainer.datamodule.sample_batches(self.hparams.qat_calibration_batches)
+        count = self.qat.calibrate((b["left"].to(self.device), b["right"].to(self.device)) for b in batches)
+        rank_zero_info(f"QAT: activation ranges calibrated on {count} training batch(es)")
+
+    def on_train_end(self) -> None:
+        """Leave ``self.model`` holding the trained weights."""
+        self.trained_network()
+
+    def _fake_quantized(self, left: Tensor, right: Tensor) -> Tensor:
+        """(B,3,h,w) ×2 → (B,1,h,w) px through the QAT graph: padded by edge replication to its size
+        (centred) and cropped back."""
+        assert self.qat is not None
+        height, width = self.qat.input_size
+        h, w = left.shape[-2:]
+        if h > height or w > width:
+            raise EdgeStereoError(f"the QAT graph takes at most {width}x{height}, got {w}x{h}")
+        top, left_pad = (height - h) // 2, (width - w) // 2
+        padding = (left_pad, width - w - left_pad, top, height - h - top)
+        if any(padding):
+            left, right = F.pad(left, padding, mode="replicate"), F.pad(right, padding, mode="replicate")
+        return self.qat(left, right)[..., top : top + h, left_pad : left_pad + w]
+
+    def _network_forward_train(self, left: Tensor, right: Tensor) -> Any:
+        return self.qat.forward_train(left, right) if self.qat is not None else self.model.forward_train(left, right)
 
     # ------------------------------------------------------------------ training
     def _self_supervised_terms(self, batch: dict[str, Any], outputs: Any) -> dict[str, Tensor]:
@@ -148,13 +245,13 @@ class StereoLitModule(pl.LightningModule):
         right_disparity = None
         if self.self_supervised.lr_weight > 0:
             # the right view's disparity: the same network on the mirrored, swapped pair
-            mirrored = left_predictions(self.model.forward_train(_flip(right), _flip(left)))[-1]
+            mirrored = left_predictions(self._network_forward_train(_flip(right), _flip(left)))[-1]
             right_disparity = _flip(mirrored)
         return self.self_supervised(left, right, left_predictions(outputs), right_disparity)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """One optimisation step on a collated batch (``left``/``right`` (B,3,H,W), ``disp``/``valid`` (B,1,H,W))."""
-        outputs = self.model.forward_train(batch["left"], batch["right"])
+        outputs = self._network_forward_train(batch["left"], batch["right"])
         if self.supervised is not None:
             terms = self.supervised(outputs, batch)
         else:
@@ -174,7 +271,8 @@ class StereoLitModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """AdamW over the trainable parameters, with the one-cycle schedule stepped every batch."""
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        network = self.qat if self.qat is not None else self.model
+        params = [p for p in network.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, eps=1e-8)
         if self.hparams.scheduler == "constant":
             return optimizer
@@ -197,15 +295,18 @@ class StereoLitModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulates pixel-weighted metrics over the whole validation set (all ranks)."""
         left, right = batch["left"], batch["right"]
+        gt, valid = batch.get("disp"), batch.get("valid")
+        if self.qat is not None:
+            # the fake-quantized graph has the training crop's size: larger pairs are scored on their centre
+            left, right, gt, valid = _centre_crop(self.qat.input_size, left, right, gt, valid)
         prediction = self(left, right).float()
         if self.loss_kind == "self_supervised":
             reconstruction, in_view = warp_right_to_left(right.float(), prediction)
             error = photometric_error(left.float(), reconstruction, self.self_supervised.ssim_share)
             self._val_photometric.append(masked_mean(error, in_view))
-        gt = batch.get("disp")
         if gt is None:
             return
-        mask = loss_mask(gt, batch.get("valid"), self.max_disp) & (gt > 0)
+        mask = loss_mask(gt, valid, self.max_disp) & (gt > 0)
         if batch_idx == 0 and self.trainer.is_global_zero and self.hparams.val_images > 0:
             count = self.hparams.val_images
             self._write_grid(validation_grid(left[:count], prediction[:count], gt[:count], mask[:count]))
@@ -253,6 +354,18 @@ class StereoLitModule(pl.LightningModule):
             experiment = getattr(logger, "experiment", None)
             if hasattr(experiment, "add_image"):
                 experiment.add_image("val/left_prediction_truth_error", grid, self.global_step, dataformats="HWC")
+
+
+def _centre_crop(size: tuple[int, int], *tensors: Tensor | None) -> list[Tensor | None]:
+    """Each (…,H,W) tensor cropped to its centre at most ``size`` (H, W); None stays None."""
+    cropped = []
+    for tensor in tensors:
+        if tensor is not None:
+            h, w = tensor.shape[-2:]
+            top, left = max(0, (h - size[0]) // 2), max(0, (w - size[1]) // 2)
+            tensor = tensor[..., top : top + min(h, size[0]), left : left + min(w, size[1])]
+        cropped.append(tensor)
+    return cropped
 
 
 def _tuples(value: Any) -> Any:
