@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -21,6 +23,22 @@ class SigtermAtStep(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SigtermInStuckValidation(pl.Callback):
+    """Validation batch ``batch`` of the validation that follows optimiser step ``step`` never ends
+    (a sleep of ``stall`` seconds stands in for a DataLoader worker that does not answer); SIGTERM
+    arrives from another thread while it waits. Writes ``finished`` if the stuck batch ever ends."""
+
+    def __init__(self, step: int, finished: str, batch: int = 1, stall: float = 60.0) -> None:
+        self.step, self.batch, self.stall, self.finished = step, batch, stall, Path(finished)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking or trainer.global_step != self.step or batch_idx != self.batch:
+            return
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        time.sleep(self.stall)
+        self.finished.write_text(f"validation batch {batch_idx} after step {self.step} finished")
 
 
 def _digest(tensor) -> str:

@@ -3,7 +3,11 @@ augmentation, hold-out validation and the configuration errors."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -102,3 +106,39 @@ def test_data_set_errors_at_setup():
         StereoDataModule(options=OPTIONS, batch_size=8, crop_size=None).setup("fit")
     with pytest.raises(EdgeStereoError, match=r"data\.holdout 6 leaves nothing to train on"):
         StereoDataModule(options=OPTIONS, val_split="holdout", holdout=6, crop_size=None).setup("fit")
+
+
+#: Validation after validation with a DataLoader worker, in a process that uses OpenCV's thread pool
+#: in between (as the validation picture grid does).
+_VALIDATIONS_WITH_A_WORKER = """
+import time
+import cv2
+import numpy as np
+from edgestereo.training.datamodule import StereoDataModule
+
+cv2.setNumThreads(2)  # a thread pool even on a one-core machine
+module = StereoDataModule(val_options={"num": 2, "size": [48, 96], "max_disp": 16}, num_workers=1)
+module.setup("validate")
+image = np.zeros((512, 1024, 3), np.uint8)
+for _ in range(2):
+    cv2.resize(image, (2048, 1024))
+    time.sleep(0.1)  # the pool's threads are asleep when the next worker is forked
+    pairs = sum(len(batch["left"]) for batch in module.val_dataloader())
+print(pairs)
+"""
+
+
+def test_workers_forked_after_this_process_used_opencv_threads_do_not_hang():
+    """The synthetic set keeps OpenCV to one thread in each worker; cv2.setNumThreads in a worker forked
+    from a process whose OpenCV pool had run waited forever, so validation never got its first batch."""
+    # a session of its own, so that a hung worker can be ended with its parent
+    process = subprocess.Popen([sys.executable, "-c", _VALIDATIONS_WITH_A_WORKER], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail("a validation DataLoader worker hung")
+    assert process.returncode == 0, err[-2000:]
+    assert out.split() == ["2"]

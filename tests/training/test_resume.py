@@ -1,5 +1,6 @@
-"""A run killed with SIGTERM mid-epoch and resumed with --resume last ends where an uninterrupted run
-ends: same global step, bit-identical weights (data order, augmentation and RNG states restored)."""
+"""A run killed with SIGTERM mid-epoch, or in the middle of a validation, and resumed with --resume
+last ends where an uninterrupted run ends: same global step, bit-identical weights (data order,
+augmentation and RNG states restored)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgestereo.apps.cli import main
 from edgestereo.models import load_model
 from edgestereo.training.cli import run_training
 
@@ -32,4 +34,40 @@ def test_sigterm_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch,
     expected, got = load_model(straight.weights).state_dict(), load_model(resumed.weights).state_dict()
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[key], got[key]) for key in expected)
+    capsys.readouterr()
+
+
+#: 4 steps of 2 pairs (2 per epoch), a validation of 2 pairs after every step; no periodic
+#: checkpoint, so the one a stopped run leaves is the one SIGTERM wrote.
+VALIDATING_RUN = ["--config", str(HERE / "tiny.yaml"), "--trainer.max_steps", "4", "--trainer.val_check_interval", "1",
+                  "--step_checkpoint.every_n_steps", "100"]
+
+
+@pytest.fixture(scope="module")
+def validating_run_weights(tmp_path_factory) -> dict[str, torch.Tensor]:
+    root = tmp_path_factory.mktemp("straight") / "run"
+    result = run_training([*VALIDATING_RUN, "--trainer.default_root_dir", str(root)])
+    return load_model(result.weights).state_dict()
+
+
+@pytest.mark.parametrize("step", [1, 2], ids=["mid-epoch", "end-of-epoch"])
+def test_sigterm_during_a_stuck_validation_stops_at_once_and_resumes(tmp_path, monkeypatch, capsys,
+                                                                     validating_run_weights, step):
+    monkeypatch.syspath_prepend(str(HERE))
+    root, finished = tmp_path / "run", tmp_path / "stuck_batch_finished"
+    code = main(["train", *VALIDATING_RUN, "--trainer.default_root_dir", str(root),
+                 "--trainer.callbacks+=probes.SigtermInStuckValidation", f"--trainer.callbacks.step={step}",
+                 f"--trainer.callbacks.finished={finished}"])
+    assert code == 143 and f"stopped by SIGTERM at step {step}" in capsys.readouterr().out
+    # Lightning alone acts on SIGTERM only once the validation batch in progress ends
+    assert not finished.exists()
+    last = root / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == step
+    assert not (root / "model.safetensors").exists()
+
+    assert main(["train", *VALIDATING_RUN, "--trainer.default_root_dir", str(root), "--resume", "last"]) == 0
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    got = load_model(root / "model.safetensors").state_dict()
+    assert got.keys() == validating_run_weights.keys()
+    assert all(torch.equal(got[key], validating_run_weights[key]) for key in got)
     capsys.readouterr()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,9 @@ def restore_rng_states(states: dict[str, Any]) -> None:
 
 class StepCheckpoint(pl.Callback):
     """Writes ``<dirpath>/last.ckpt`` every ``every_n_steps`` optimiser steps, when the run receives
-    SIGTERM (at the end of the step in progress: what ``kill``, SLURM pre-emption and ``docker
-    stop`` send) and when training ends. The file is written beside its target and renamed, so a
-    kill during the write leaves the previous one intact.
+    SIGTERM (what ``kill``, SLURM pre-emption and ``docker stop`` send: in training at the end of
+    the step in progress, in validation at once) and when training ends. The file is written beside
+    its target and renamed, so a kill during the write leaves the previous one intact.
 
     dirpath: by default ``<trainer.default_root_dir>/checkpoints``. The callback's state in every
     checkpoint is the RNG states, restored on resume.
@@ -100,6 +102,8 @@ class StepCheckpoint(pl.Callback):
         self.dirpath = Path(dirpath) if dirpath else None
         self.every_n_steps = every_n_steps
         self._saved_step = -1
+        # the SIGTERM handler that was in place before validation took it over (None: not taken over)
+        self._handler_outside_validation: Any = None
 
     @property
     def state_key(self) -> str:
@@ -137,9 +141,50 @@ class StepCheckpoint(pl.Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.save(trainer)
 
+    # Lightning notes a SIGTERM and acts on it only between validation batches, so a batch that is
+    # slow (a full-resolution pair on a CPU) or never ends (a stuck DataLoader worker, a stalled
+    # network file system) held the stop back for as long as it lasted. Validation changes neither
+    # the weights nor the optimiser, the data order or the RNG states, so during validation the run
+    # stops at once; the resumed run goes on with the next training step.
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            self._stop_at_once_on_sigterm()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_sigterm_handler()
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._restore_sigterm_handler()
+
+    def _stop_at_once_on_sigterm(self) -> None:
+        # only the main thread may set signal handlers; None: a handler installed outside Python
+        if self._handler_outside_validation is not None or threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None or previous == signal.SIG_IGN:
+            return
+
+        def stop_now(signum: int, frame: Any) -> None:
+            self._restore_sigterm_handler()
+            if callable(previous):
+                # Lightning's handler: records the signal and passes it on to the other DDP processes
+                previous(signum, frame)
+            raise SIGTERMException
+
+        self._handler_outside_validation = previous
+        signal.signal(signal.SIGTERM, stop_now)
+
+    def _restore_sigterm_handler(self) -> None:
+        if self._handler_outside_validation is not None:
+            signal.signal(signal.SIGTERM, self._handler_outside_validation)
+            self._handler_outside_validation = None
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        # SIGTERM is acted on between steps, so the state is consistent; a Ctrl-C can land in the
-        # middle of a step, so that run resumes from the previous periodic checkpoint instead.
+        # a second SIGTERM while the checkpoint is written must not interrupt the write
+        self._restore_sigterm_handler()
+        # SIGTERM is acted on between training steps or during validation, so the state is
+        # consistent; a Ctrl-C can land in the middle of a step, so that run resumes from the
+        # previous periodic checkpoint instead.
         if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
             self.save(trainer)
 

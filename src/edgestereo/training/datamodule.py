@@ -71,6 +71,21 @@ class _Augmented(Dataset):
         return to_tensors(sample)
 
 
+def _single_threaded_opencv_before_fork() -> None:
+    """Keep this process's OpenCV to one thread before DataLoader workers are forked from it.
+
+    OpenCV's thread pool does not survive a fork: once this process has used it (the validation
+    picture grid does), ``cv2.setNumThreads`` in a forked worker, which the synthetic set calls to
+    keep each worker to one thread, waits forever for pool threads that do not exist in the child;
+    validation then never received its first batch. With workers doing the image work, this process
+    needs OpenCV only for that picture.
+    """
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+
+
 class _Tensors(Dataset):
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -207,6 +222,8 @@ class StereoDataModule(pl.LightningDataModule):
         if self._resume is not None:
             sampler.resume_at(self._resume["epoch"], self._resume["consumed"])
             self._resume = None
+        if self.hparams.num_workers > 0:
+            _single_threaded_opencv_before_fork()
         return DataLoader(self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.hparams.num_workers, collate_fn=collate_stereo,
                           persistent_workers=self.hparams.num_workers > 0)
@@ -216,6 +233,8 @@ class StereoDataModule(pl.LightningDataModule):
 
         if self.val_set is None:
             return []
+        if self.hparams.num_workers > 0:
+            _single_threaded_opencv_before_fork()
         return DataLoader(self.val_set, batch_size=self.hparams.val_batch_size, shuffle=False,
                           num_workers=self.hparams.num_workers, collate_fn=collate_stereo)
 
