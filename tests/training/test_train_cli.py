@@ -59,12 +59,19 @@ def test_resume_last_after_the_end_continues_to_a_longer_schedule(finished_run, 
     assert longer.global_step == 3
 
 
-def test_resuming_a_checkpoint_of_another_model_is_refused(finished_run, capsys):
+@pytest.mark.parametrize(("model", "message"), [
+    (["--model.model", "stereonet"], "the checkpoint trains model 'stereonet-plus-small', this run trains 'stereonet'"),
+    # max_disp sets the channels of the aggregation over disparities
+    (["--model.model_config", "{max_disp: 64}"], "mis-shaped: model.aggregations.0.intra.0.conv1.0.weight"),
+], ids=["another-model", "another-architecture"])
+def test_resuming_a_checkpoint_of_another_model_is_refused(finished_run, capsys, model, message):
     result, recipe = finished_run
-    code = main(["train", "--config", str(recipe), "--trainer.default_root_dir", str(result.root),
-                 "--model.model", "stereonet", "--model.model_config", "{max_disp: 32}", "--resume", "last"])
+    code = main(["train", "--config", str(recipe), "--trainer.default_root_dir", str(result.root), *model,
+                 "--resume", "last"])
     assert code == 2
-    assert "the checkpoint trains model 'stereonet-plus-small', this run trains 'stereonet'" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert f"edgestereo train: error: --resume {result.last_checkpoint}" in error and message in error
+    assert error.count("\n") == 1
 
 
 def test_resume_last_with_nothing_to_resume(tiny_args, capsys):
