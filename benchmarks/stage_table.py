@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     size = (args.height, args.width)
     model = create_model(args.model, pretrained=args.pretrained)
+    if args.pretrained is None:
+        # untrained: residual branches start with zero BatchNorm scales, which QAT's BatchNorm folding divides by
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d) and bool((module.weight == 0).any()):
+                    module.weight.fill_(1.0)
     max_disp = float(model.config.max_disp)
     calib = load_samples("synthetic", None, "train", args.calib_samples, size, max_disp=max_disp)
     evaluation = load_samples("synthetic", None, "val", args.eval_samples, size, max_disp=max_disp)

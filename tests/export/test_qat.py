@@ -26,6 +26,15 @@ def test_a_convolution_called_twice_is_refused_with_a_hint(tiny_model):
         QATModel(tiny_model, 32, 64)
 
 
+def test_zero_batchnorm_scales_are_refused():
+    model = tiny_qat_factory()
+    model.model_name = "tiny-qat-stereo"
+    with torch.no_grad():
+        model.features[4].weight[3] = 0.0
+    with pytest.raises(EdgeStereoError, match=r"1 BatchNorm layer\(s\) have a scale of exactly 0 \(features.4\)"):
+        QATModel(model, 32, 64)
+
+
 def _tiny_qat(freeze_bn: bool = False) -> tuple[QATModel, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     model = tiny_qat_factory()
@@ -97,6 +106,10 @@ def test_score_torch_pools_pixels_and_crops_to_the_size():
 def test_qat_calibrates_trains_and_writes_back():
     torch.manual_seed(0)
     model = create_model("stereonet-plus-small", max_disp=32)
+    with torch.no_grad():  # trained weights have no BatchNorm scale left at its zero initialisation
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
     qat = QATModel(model, 64, 64)
     left, right = model.example_inputs(64, 64, batch=2)
     assert qat.calibrate([(left, right)]) == 1

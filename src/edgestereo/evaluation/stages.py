@@ -20,7 +20,7 @@ import numpy as np
 
 from edgestereo.errors import EdgeStereoError
 
-__all__ = ["Stage", "StageResult", "evaluate_stages", "format_stage_table", "stage_results"]
+__all__ = ["Stage", "StageResult", "check_stage_labels", "evaluate_stages", "format_stage_table", "stage_results"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,15 @@ class StageResult:
     runtime_ms: float | None = None
 
 
+def check_stage_labels(labels: Sequence[str]) -> None:
+    """Raise EdgeStereoError unless there is at least one label and no label repeats."""
+    if not labels:
+        raise EdgeStereoError("a stage table needs at least one stage")
+    repeated = [label for index, label in enumerate(labels) if label in labels[:index]]
+    if repeated:
+        raise EdgeStereoError(f"stage label {repeated[0]!r} is used twice; give each stage its own label")
+
+
 def evaluate_stages(
     stages: Sequence[Stage],
     dataset: Any,
@@ -62,12 +71,7 @@ def evaluate_stages(
     """
     from edgestereo.evaluation.evaluator import evaluate
 
-    if not stages:
-        raise EdgeStereoError("a stage table needs at least one stage")
-    labels = [stage.label for stage in stages]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:
-        raise EdgeStereoError(f"stage label {repeated[0]!r} is used twice; give each stage its own label")
+    check_stage_labels([stage.label for stage in stages])
     reports = []
     for stage in stages:
         report = evaluate(stage.predictor, dataset, noc_dataset=noc_dataset, max_disp=max_disp, limit=limit,
@@ -98,7 +102,7 @@ def format_stage_table(rows: Sequence[StageResult]) -> str:
     stage_width = max(5, *(len(row.stage) for row in rows))
     runtime_width = max(7, *(len(row.runtime) for row in rows))
     header = (f"{'stage':<{stage_width}}  {'runtime':<{runtime_width}}  {'EPE (px)':>8}  {'ΔEPE (px)':>9}  "
-              f"{'ΔEPE':>8}  {'bad1 (%)':>8}  {'bad3 (%)':>8}  {'D1 (%)':>6}  {'ms/pair':>8}")
+              f"{'ΔEPE (%)':>8}  {'bad1 (%)':>8}  {'bad3 (%)':>8}  {'D1 (%)':>6}  {'ms/pair':>8}")
     rule = "  ".join("-" * width for width in (stage_width, runtime_width, 8, 9, 8, 8, 8, 6, 8))
     lines = [header, rule]
     for row in rows:

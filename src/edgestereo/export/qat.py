@@ -94,6 +94,7 @@ class QATModel(nn.Module):
             raise EdgeStereoError(f"{model.model_name or type(model).__name__} is not a network; nothing to quantize")
         if height % model.divisor or width % model.divisor:
             raise EdgeStereoError(f"QAT size {width}x{height} is not a multiple of {model.divisor}")
+        _check_batchnorm_scales(model)
         pt2e, quantize_pt2e, x86 = _torchao()
         self._pt2e = pt2e
         self.input_size = (height, width)
@@ -175,6 +176,19 @@ class QATModel(nn.Module):
             raise EdgeStereoError(f"QAT graph lost parameters {', '.join(missing[:5])}; cannot export it")
         model.load_state_dict({k: state[k] for k in model.state_dict()})
         return model
+
+
+def _check_batchnorm_scales(model: StereoModel) -> None:
+    """Refuse BatchNorm scales that are exactly zero: the QAT graph folds each BatchNorm into the
+    convolution before it and divides the convolution's output by the scale (0/0 gives NaN ranges).
+    Networks that zero-initialise residual branches have them until they are trained."""
+    zero = [name for name, module in model.named_modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None
+            and bool((module.weight == 0).any())]
+    if zero:
+        raise EdgeStereoError(f"{model.model_name or type(model).__name__}: {len(zero)} BatchNorm layer(s) have a "
+                              f"scale of exactly 0 ({', '.join(zero[:3])}{' …' if len(zero) > 3 else ''}), which "
+                              "QAT's convolution + BatchNorm folding divides by; start QAT from trained weights")
 
 
 def _without_batch_counting(graph: torch.fx.Graph) -> torch.fx.Graph:
