@@ -41,6 +41,23 @@ class SigtermInStuckValidation(pl.Callback):
         self.finished.write_text(f"validation batch {batch_idx} after step {self.step} finished")
 
 
+class StuckValidation(pl.Callback):
+    """On every rank, validation batch ``batch`` of the validation after optimiser step ``step`` waits
+    ``stall`` seconds; writes ``<out>/stuck<rank>`` when it starts waiting and ``<out>/finished<rank>``
+    if the wait ever ends."""
+
+    def __init__(self, out: str, step: int, batch: int = 1, stall: float = 120.0) -> None:
+        self.out, self.step, self.batch, self.stall = Path(out), step, batch, stall
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking or trainer.global_step != self.step or batch_idx != self.batch:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / f"stuck{trainer.global_rank}").write_text("")
+        time.sleep(self.stall)
+        (self.out / f"finished{trainer.global_rank}").write_text("")
+
+
 def _digest(tensor) -> str:
     return hashlib.sha1(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
