@@ -14,8 +14,9 @@ from edgestereo.geometry import StereoCalibration, disparity_to_depth
 
 __all__ = ["DEFAULT_MODEL", "StereoResult", "as_rgb8", "load_pair", "predict"]
 
-#: the model used when none is named (the SGBM baseline until trained weights ship).
-DEFAULT_MODEL = "sgbm"
+#: the model used when none is named: StereoNetPlus-small with the weights packaged with edgestereo
+#: (trained on the built-in synthetic set; README, "The default model").
+DEFAULT_MODEL = "stereonet-plus-small"
 
 
 @dataclass

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 
+from edgestereo.api import DEFAULT_MODEL
 from edgestereo.apps.cli import main
 from edgestereo.data.io import read_pfm, read_ply, write_image, write_pfm
 from stereo_fixtures import shifted_pair
@@ -25,8 +26,9 @@ def files(tmp_path):
 
 
 def _infer(files, *extra, out="out"):
+    """The CLI's mechanics, on the fast classical model."""
     return main(["infer", str(files / "left.png"), str(files / "right.png"), "--out", str(files / out),
-                 "--max-disp", "32", *extra])
+                 "--model", "sgbm", "--max-disp", "32", *extra])
 
 
 def test_infer_writes_every_output_and_prints_metrics(files, capsys):
@@ -62,6 +64,14 @@ def _expect_user_error(capsys, code, pattern, out_dir=None):
     assert pattern in err, err
     if out_dir is not None:
         assert not out_dir.exists() or not any(p.suffix in {".pfm", ".png", ".ply"} for p in out_dir.iterdir())
+
+
+def test_without_a_model_infer_runs_the_packaged_default(files, capsys):
+    out = files / "default"
+    assert main(["infer", str(files / "left.png"), str(files / "right.png"), "--out", str(out)]) == 0
+    assert DEFAULT_MODEL in capsys.readouterr().out
+    disparity = read_pfm(out / "disparity.pfm")
+    assert disparity.shape == (48, 128) and np.isfinite(disparity).all()
 
 
 def test_missing_file(files, capsys):

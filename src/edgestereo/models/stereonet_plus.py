@@ -370,12 +370,13 @@ _SMALL = {"stem_channels": 8, "stage_channels": (16, 24, 32, 48), "stage_blocks"
 
 
 @register_model("stereonet-plus", description="StereoNetPlus: 4-D real-time network for NPUs, "
-                "multi-scale correlation, adaptive aggregation, superpixel upsampling (default real-time model)")
+                "multi-scale correlation, adaptive aggregation, superpixel upsampling")
 def stereonet_plus(**overrides) -> StereoNetPlus:
     return StereoNetPlus(build_config(StereoNetPlusConfig(), overrides))
 
 
 @register_model("stereonet-plus-small", description="StereoNetPlus, ~1.5x faster: thinner backbone, 8-channel "
-                "superpixel branch, 4 aggregation modules")
+                "superpixel branch, 4 aggregation modules (the default model; weights trained on synthetic pairs)",
+                packaged_weights="stereonet_plus_small_synthetic.safetensors")
 def stereonet_plus_small(**overrides) -> StereoNetPlus:
     return StereoNetPlus(build_config(StereoNetPlusConfig(**_SMALL), overrides))

@@ -1,0 +1,50 @@
+"""The weights that ship inside the package: present, small, loadable, and the default model's."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgestereo.api import DEFAULT_MODEL
+from edgestereo.data.datasets import create_dataset
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models import create_model, default_weights, get_model_entry, list_models
+from edgestereo.models._checkpoint import packaged_weights_path
+from edgestereo.runtime.predictor import TorchPredictor
+
+SHIPPED = [name for name in list_models() if get_model_entry(name).packaged_weights]
+
+
+def test_the_default_model_ships_weights():
+    assert DEFAULT_MODEL in SHIPPED
+    assert default_weights(DEFAULT_MODEL) is True
+    assert default_weights(DEFAULT_MODEL, "mine.safetensors") == "mine.safetensors"
+    assert default_weights("sgbm") is None
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_packaged_file_is_small_and_describes_its_network(name):
+    path = packaged_weights_path(get_model_entry(name))
+    assert path.stat().st_size < 20 * 2**20
+    meta = json.loads(Path(path).with_suffix(".json").read_text())
+    model = create_model(name, pretrained=True)
+    assert meta["model"] == name
+    assert {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()} == vars(model.config)
+
+
+def test_a_model_without_packaged_weights_says_which_have_them():
+    with pytest.raises(EdgeStereoError, match=f"models with weights: .*{DEFAULT_MODEL}"):
+        create_model("stereonet", pretrained=True)
+
+
+def test_shipped_default_model_has_learned_stereo():
+    """On held-out synthetic pairs (a seed and size training never saw) the shipped weights are far
+    better than the same network untrained: they are trained weights, loaded the right way round."""
+    pairs = create_dataset("synthetic", split="test", num=2, size=(192, 320), max_disp=96, seed=11)
+    epe = {}
+    for label, weights in (("shipped", True), ("untrained", None)):
+        predict = TorchPredictor(create_model(DEFAULT_MODEL, pretrained=weights))
+        errors = [np.abs(predict(s["left"], s["right"]) - s["disp"])[s["valid"]] for s in pairs]
+        epe[label] = float(np.concatenate(errors).mean())
+    assert epe["shipped"] < 0.5 * epe["untrained"], epe
