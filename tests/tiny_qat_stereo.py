@@ -19,26 +19,9 @@ from torch import Tensor, nn
 
 from edgestereo.models import _registry
 from edgestereo.models._base import StereoModel, build_config
+from edgestereo.ops.correlation import Correlation1d
 
 TINY_QAT_NAME = "tiny-qat-stereo"
-
-
-class _Correlation(nn.Module):
-    """(B,C,H,W) ×2 → (B,D,H,W): channel mean of left(x)·right(x−d), zero where x < d."""
-
-    def __init__(self, num_disp: int) -> None:
-        super().__init__()
-        self.num_disp = num_disp
-        self.deploy_mode = False
-
-    def forward(self, left: Tensor, right: Tensor) -> Tensor:
-        shifted = [F.pad(right, (d, 0))[..., : right.shape[-1]] for d in range(self.num_disp)]
-        if self.deploy_mode:
-            return torch.cat([(left * s).mean(1, keepdim=True) for s in shifted], 1)
-        return (left.unsqueeze(2) * torch.stack(shifted, dim=2)).mean(1)
-
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled
 
 
 @dataclass(frozen=True)
@@ -61,7 +44,7 @@ class TinyQATStereo(StereoModel):
             nn.Conv2d(c, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
             nn.Conv2d(c, c, 3, padding=1),
         )
-        self.correlation = _Correlation(config.max_disp // 4)
+        self.correlation = Correlation1d(config.max_disp // 4)
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         batch = left.shape[0]
