@@ -9,6 +9,7 @@ random unless --pretrained is given: timing does not depend on them.
     .venv/bin/python benchmarks/bench_precision.py                      # 384x640, stereonet-plus + raft-stereo-realtime
     .venv/bin/python benchmarks/bench_precision.py --quick              # smoke run: small model, 128x256
     .venv/bin/python benchmarks/bench_precision.py --threads 4 --json grid.json
+    .venv/bin/python benchmarks/bench_precision.py --models raft-stereo-realtime --torch-precisions fp32
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    parser.add_argument("--torch-precisions", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                        help="PyTorch rows (bf16 is emulated, ~10x slower, on CPUs without AVX512-BF16/AMX)")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--calib-samples", type=int, default=4)
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                  max_disp=float(getattr(model.config, "max_disp", 192)))
             feeds = calibration_feeds(calib, *size)
             runners = [(f"torch {p}", lambda p=p, model=model: TorchBenchRunner(model, *size, precision=p))
-                       for p in ("fp32", "bf16")]
+                       for p in args.torch_precisions]
             float_onnx = export_onnx(model, Path(work) / f"{name}.onnx", *size)
             runners.append(("onnxruntime fp32", lambda path=float_onnx: OnnxBenchRunner(path, threads=args.threads)))
             for label, fields in INT8_VARIANTS:
