@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgestereo.ops.softmax import channel_softmax_elementwise
+
 __all__ = ["ConvexUpsample", "convex_upsample_4d", "convex_upsample_reference"]
 
 
@@ -47,7 +49,8 @@ def convex_upsample_4d(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
     """
     _check(flow, mask, factor)
     batch, channels, height, width = flow.shape
-    weights = torch.softmax(mask.view(batch, 9, factor * factor, height * width), dim=1)
+    # the softmax written elementwise: ONNX Runtime's Softmax on a non-last axis transposes the tensor twice
+    weights = channel_softmax_elementwise(mask.view(batch, 9, factor * factor, height * width))
     outputs = []
     for channel in range(channels):
         padded = F.pad(factor * flow[:, channel : channel + 1], (1, 1, 1, 1))
