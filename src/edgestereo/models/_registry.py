@@ -18,6 +18,7 @@ __all__ = ["ModelEntry", "create_model", "default_weights", "get_model_entry", "
 _FAMILY_MODULES = (
     "edgestereo.models.sgbm",
     "edgestereo.models.stereonet_plus",
+    "edgestereo.models.stereonet_plus2",
     "edgestereo.models.raft_stereo",
     "edgestereo.models.stereonet",
     "edgestereo.models.gwcnet",

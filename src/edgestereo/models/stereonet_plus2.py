@@ -1,0 +1,259 @@
+"""StereoNetPlus v2: StereoNetPlus's 1/8 matching, then a 1/4 refinement stage and 3×3 convex upsampling.
+
+backbone → FPN → correlation volumes at 1/8, 1/16, 1/32 → adaptive aggregation → 1/8 soft-argmax
+(all as in :mod:`edgestereo.models.stereonet_plus`, whose blocks this file reuses), then:
+
+- quarter-resolution matching features: the backbone's 1/4 features plus the upsampled 1/8 FPN
+  features, a 3×3 conv; a 1/4 correlation volume over ``max_disp / 4`` candidates;
+- local cost look-up: that volume read at ``2·radius + 1`` candidates around the 1/8 estimate
+  (bilinear ×2 to 1/4), a linear interpolation along the candidates (:class:`~edgestereo.ops.LocalCost`:
+  no warping, no gather on the deploy path);
+- refinement at 1/4: left 1/4 features, the local costs and the estimate through residual blocks
+  (dilations 1, 2, 4) → a disparity residual and 9·16 convex-upsampling logits;
+- convex upsampling ×4 (RAFT): every full-resolution pixel is a softmax-weighted mix of its centred
+  3×3 neighbourhood of 1/4 disparities (:class:`~edgestereo.ops.ConvexUpsample`, 4-D deploy twin).
+
+Every tensor of the deploy path is 4-D; H and W must be multiples of 32. ``forward_train`` also
+returns the 1/8 and 1/16 candidate distributions for a distribution loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._registry import register_model
+from edgestereo.models.stereonet_plus import (
+    AdaptiveAggregation,
+    Backbone,
+    BasicResBlock,
+    FeaturePyramid,
+    GroupExpandBlock,
+    StereoNetPlusConfig,
+    conv_bn,
+)
+from edgestereo.ops.convex_upsample import ConvexUpsample
+from edgestereo.ops.correlation import Correlation1d
+from edgestereo.ops.local_cost import LocalCost
+from edgestereo.ops.softmax import ChannelSoftmax
+
+__all__ = ["StereoNetPlus2", "StereoNetPlus2Config"]
+
+_MAX_STRIDE = 32
+_VOLUME_STRIDES = (8, 16, 32)
+#: resolution of the refinement stage; the convex upsampling goes from there to full resolution.
+_REFINE_STRIDE = 4
+_RGB_MEAN = (0.485, 0.456, 0.406)
+_RGB_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class StereoNetPlus2Config:
+    """StereoNetPlus v2 hyper-parameters.
+
+    The 1/8 part (max_disp … num_aggregations) means what it means in :class:`StereoNetPlusConfig`.
+    quarter_channels: 1/4 matching features. refine_channels / refine_dilations: the 1/4
+    refinement blocks (one residual block per dilation). local_radius: candidates read on each side
+    of the estimate at 1/4 (one candidate is 4 full-resolution pixels).
+    """
+
+    max_disp: int = 192
+    stem_channels: int = 16
+    stage_channels: tuple[int, ...] = (24, 48, 64, 96)
+    stage_blocks: tuple[int, ...] = (1, 2, 3, 2)
+    expansion: int = 2
+    group_width: int = 8
+    feature_channels: int = 16
+    num_aggregations: int = 4
+    quarter_channels: int = 16
+    refine_channels: int = 32
+    refine_dilations: tuple[int, ...] = (1, 2, 4)
+    local_radius: int = 4
+
+    def backbone_config(self) -> StereoNetPlusConfig:
+        """The v1 config that the shared backbone, FPN and aggregation blocks read."""
+        return StereoNetPlusConfig(
+            max_disp=self.max_disp, stem_channels=self.stem_channels, stage_channels=self.stage_channels,
+            stage_blocks=self.stage_blocks, expansion=self.expansion, group_width=self.group_width,
+            feature_channels=self.feature_channels, num_aggregations=self.num_aggregations,
+        )
+
+
+def _validate(config: StereoNetPlus2Config) -> None:
+    from edgestereo.models.stereonet_plus import _validate as validate_backbone
+
+    validate_backbone(config.backbone_config())
+    if config.quarter_channels < 1 or config.refine_channels < 1 or not config.refine_dilations:
+        raise EdgeStereoError("quarter_channels and refine_channels must be ≥ 1 and refine_dilations non-empty")
+    if config.local_radius < 0:
+        raise EdgeStereoError(f"local_radius must be ≥ 0, got {config.local_radius}")
+
+
+class DilatedResBlock(nn.Module):
+    """3×3 conv (dilation d) + BN + LeakyReLU, 3×3 conv (dilation d) + BN, identity, LeakyReLU.
+    x: (N,C,H,W) → (N,C,H,W)."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, dilation, dilation, bias=False),
+                                   nn.BatchNorm2d(channels), nn.LeakyReLU(0.2, inplace=True))
+        self.conv2 = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, dilation, dilation, bias=False),
+                                   nn.BatchNorm2d(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(self.conv2(self.conv1(x)) + x, 0.2)
+
+
+class QuarterRefinement(nn.Module):
+    """1/4 refinement: (left features, local costs, estimate) → (residual (B,1,h,w) in 1/4 candidate
+    units, convex-upsampling logits (B,9·16,h,w))."""
+
+    def __init__(self, feature_channels: int, cost_channels: int, channels: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.inputs = conv_bn(feature_channels + cost_channels + 1, channels, 3)
+        self.blocks = nn.Sequential(*(DilatedResBlock(channels, d) for d in dilations))
+        self.residual = nn.Conv2d(channels, 1, 3, 1, 1)
+        self.mask = nn.Sequential(conv_bn(channels, channels, 3), nn.Conv2d(channels, 9 * _REFINE_STRIDE**2, 1))
+
+    def forward(self, features: Tensor, costs: Tensor, estimate: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.blocks(self.inputs(torch.cat([features, costs, estimate], 1)))
+        # the 0.25 keeps the upsampling weights close to uniform at the start (RAFT scales them the same way)
+        return self.residual(x), 0.25 * self.mask(x)
+
+
+class StereoNetPlus2(StereoModel):
+    """StereoNetPlus v2 (see the module docstring). left, right: (B,3,H,W) RGB in [0,255], H and W
+    multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp]."""
+
+    divisor = _MAX_STRIDE
+
+    def __init__(self, config: StereoNetPlus2Config) -> None:
+        super().__init__()
+        _validate(config)
+        self.config = config
+        base = config.backbone_config()
+        self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("rgb_scale", 1 / (torch.tensor(_RGB_STD).view(1, 3, 1, 1) * 255), persistent=False)
+        self.backbone = Backbone(base)
+        self.neck = FeaturePyramid(base.stage_channels[1:], base.feature_channels)
+        candidates = [config.max_disp // stride for stride in _VOLUME_STRIDES]
+        self.correlations = nn.ModuleList(Correlation1d(d) for d in candidates)
+        self.aggregations = nn.ModuleList(
+            AdaptiveAggregation(candidates, 2 if i == config.num_aggregations - 1 else len(candidates))
+            for i in range(config.num_aggregations)
+        )
+        self.logits = nn.Conv2d(candidates[0], candidates[0], 1)
+        self.logits_coarse = nn.Conv2d(candidates[1], candidates[1], 1)
+        self.softmax = ChannelSoftmax()
+        self.register_buffer("candidates_eighth", torch.arange(candidates[0], dtype=torch.float32).view(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer("candidates_sixteenth",
+                             torch.arange(candidates[1], dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        # 1/4 matching features from the backbone's 1/4 level and the FPN's 1/8 level
+        self.quarter_lateral = conv_bn(base.stage_channels[0], config.quarter_channels, 1, relu=False)
+        self.quarter_top = conv_bn(base.feature_channels, config.quarter_channels, 1, relu=False)
+        self.quarter_out = conv_bn(config.quarter_channels, config.quarter_channels, 3, relu=False)
+        self.quarter_correlation = Correlation1d(config.max_disp // _REFINE_STRIDE)
+        self.local_cost = LocalCost(config.local_radius)
+        self.refine = QuarterRefinement(config.quarter_channels, 2 * config.local_radius + 1,
+                                        config.refine_channels, config.refine_dilations)
+        self.upsample = ConvexUpsample(_REFINE_STRIDE)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        # residual branches start at zero, as in StereoNetPlus (stable stacks, unsaturated fresh softmax)
+        for module in self.modules():
+            if isinstance(module, (BasicResBlock, DilatedResBlock)):
+                branches = [module.conv2]
+            elif isinstance(module, GroupExpandBlock):
+                branches = [module.project]
+            elif isinstance(module, AdaptiveAggregation):
+                branches = [layer for row in module.cross for layer in row if not isinstance(layer, nn.Identity)]
+            else:
+                continue
+            for branch in branches:
+                last_norm = [m for m in branch.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+                nn.init.zeros_(last_norm.weight)
+        # the refinement starts as "keep the estimate"
+        nn.init.zeros_(self.refine.residual.weight)
+
+    def export_uses_deploy(self, profile: str) -> bool:
+        """Always: the 4-D deploy path is also the faster ONNX Runtime graph (elementwise softmax)."""
+        return True
+
+    def _quarter_features(self, quarter: Tensor, eighth: Tensor) -> Tensor:
+        top = F.interpolate(self.quarter_top(eighth), scale_factor=2.0, mode="nearest")
+        return self.quarter_out(self.quarter_lateral(quarter) + top)
+
+    def _run(self, left: Tensor, right: Tensor, supervise: bool) -> dict[str, Tensor]:
+        """Disparities in full-resolution pixels at their own resolution: ``eighth`` (B,1,H/8,W/8),
+        ``quarter`` (B,1,H/4,W/4), ``full`` (B,1,H,W); with ``supervise`` also ``sixteenth`` and the
+        softmax distributions ``prob_eighth`` (B,D/8,H/8,W/8), ``prob_sixteenth`` (B,D/16,H/16,W/16)."""
+        check_stereo_inputs(left, right, self.divisor)
+        batch = left.shape[0]
+        images = (torch.cat([left, right], 0) - self.rgb_mean) * self.rgb_scale
+        features = self.backbone(images)
+        pyramid = self.neck(features[2:])
+        volumes = [corr(f[:batch], f[batch:]) for corr, f in zip(self.correlations, pyramid)]
+        for i, aggregate in enumerate(self.aggregations):
+            last = i == len(self.aggregations) - 1
+            volumes = aggregate(volumes, (2 if supervise else 1) if last else None)
+        prob_eighth = self.softmax(self.logits(volumes[0]))
+        # candidate units of 1/8 (one candidate = 8 px); ×2 gives 1/4 candidate units
+        eighth = (prob_eighth * self.candidates_eighth).sum(1, keepdim=True)
+        quarter_features = self._quarter_features(features[1], pyramid[0])
+        quarter_volume = self.quarter_correlation(quarter_features[:batch], quarter_features[batch:])
+        estimate = F.interpolate(eighth * 2.0, scale_factor=2.0, mode="bilinear", align_corners=False)
+        costs = self.local_cost(quarter_volume, estimate.detach())
+        scale = float(self.config.max_disp // _REFINE_STRIDE)
+        residual, mask = self.refine(quarter_features[:batch], costs, estimate / scale)
+        quarter = torch.relu(estimate + residual)  # 1/4 candidate units = 1/4-resolution pixels
+        full = self.upsample(quarter, mask)  # ×4: full-resolution pixels
+        out = {"eighth": eighth * _VOLUME_STRIDES[0], "quarter": quarter * _REFINE_STRIDE, "full": full}
+        if supervise:
+            prob_sixteenth = self.softmax(self.logits_coarse(volumes[1]))
+            out["sixteenth"] = (prob_sixteenth * self.candidates_sixteenth).sum(1, keepdim=True) * _VOLUME_STRIDES[1]
+            out["prob_eighth"], out["prob_sixteenth"] = prob_eighth, prob_sixteenth
+        return out
+
+    def forward(self, left: Tensor, right: Tensor) -> Tensor:
+        """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) pixels."""
+        return self._run(left, right, supervise=False)["full"]
+
+    def forward_train(self, left: Tensor, right: Tensor) -> dict[str, object]:
+        """``left``: predictions coarse to fine, all (B,1,H,W) full-resolution pixels (1/16, 1/8, 1/4
+        bilinearly upsampled, then the convex-upsampled output); ``distributions``: the 1/16 and 1/8
+        candidate softmaxes with their strides, for a distribution loss."""
+        out = self._run(left, right, supervise=True)
+        size = out["full"].shape[-2:]
+        upsampled = [F.interpolate(out[key], size=size, mode="bilinear", align_corners=False)
+                     for key in ("sixteenth", "eighth", "quarter")]
+        distributions = [(out["prob_sixteenth"], _VOLUME_STRIDES[1]), (out["prob_eighth"], _VOLUME_STRIDES[0])]
+        return {"left": [*upsampled, out["full"]], "distributions": distributions}
+
+
+_SMALL = {"stem_channels": 8, "stage_channels": (16, 24, 32, 48), "stage_blocks": (1, 1, 2, 1),
+          "num_aggregations": 4, "quarter_channels": 8, "refine_channels": 16, "refine_dilations": (1, 2, 4),
+          "local_radius": 2}
+
+
+@register_model("stereonet-plus2", description="StereoNetPlus v2: 1/8 matching and aggregation, 1/4 local-cost "
+                "refinement, 3x3 convex upsampling; 4-D for NPUs")
+def stereonet_plus2(**overrides) -> StereoNetPlus2:
+    return StereoNetPlus2(build_config(StereoNetPlus2Config(), overrides))
+
+
+@register_model("stereonet-plus2-small", description="StereoNetPlus v2 with stereonet-plus-small's backbone: "
+                "thinner 1/8 part, 24-channel refinement")
+def stereonet_plus2_small(**overrides) -> StereoNetPlus2:
+    return StereoNetPlus2(build_config(StereoNetPlus2Config(**_SMALL), overrides))
