@@ -35,11 +35,13 @@ __all__ = [
     "SelfSupervisedLoss",
     "SequenceLoss",
     "StereoLoss",
+    "distribution_loss",
     "edge_aware_smoothness",
     "left_predictions",
     "loss_mask",
     "masked_mean",
     "photometric_error",
+    "pool_disparity",
     "published_loss",
     "robust_loss",
     "ssim_dissimilarity",
@@ -171,13 +173,45 @@ class RobustLeftRightLoss:
 
 
 # --------------------------------------------------------------------------- GwcNet, StereoNetPlus
+def pool_disparity(gt: Tensor, mask: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Ground truth at 1/``stride``: the mean of each stride×stride block's supervised pixels, in
+    candidate units (pixels / stride). gt, mask: (B,1,H,W) → ((B,1,H/s,W/s), bool mask of blocks with
+    at least half their pixels supervised)."""
+    weight = mask.float()
+    total = F.avg_pool2d(torch.where(mask, gt, 0.0), stride)
+    share = F.avg_pool2d(weight, stride)
+    return total / share.clamp(min=1e-6) / stride, share >= 0.5
+
+
+def distribution_loss(prob: Tensor, target: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """KL divergence from a discrete Laplacian around the ground truth to a candidate softmax.
+
+    prob: (B,D,h,w) softmax over candidates 0 … D-1; target: (B,1,h,w) in candidate units; the
+    Laplacian is ∝ exp(−|d − target| / ``scale``). Averaged over ``mask`` (B,1,h,w) bool. A
+    distribution that puts its mass next to the ground truth scores 0, a broad one that only has the
+    right mean does not (the soft-argmax of a broad distribution is pulled towards the middle).
+    """
+    prob = prob.float()
+    candidates = torch.arange(prob.shape[1], device=prob.device, dtype=prob.dtype).view(1, -1, 1, 1)
+    log_q = torch.log_softmax(-(candidates - target).abs() / scale, dim=1)
+    kl = (log_q.exp() * (log_q - torch.log(prob.clamp(min=1e-8)))).sum(1, keepdim=True)
+    return masked_mean(kl, mask)
+
+
 @dataclass(frozen=True)
 class MultiScaleSmoothL1Loss:
     """Smooth-L1 on each prediction (coarse to fine, full resolution), weighted: GwcNet
-    (0.5, 0.5, 0.7, 1.0), StereoNetPlus (1/3, 2/3, 1). Ground truth ≥ ``max_disp`` is excluded."""
+    (0.5, 0.5, 0.7, 1.0), StereoNetPlus (1/3, 2/3, 1). Ground truth ≥ ``max_disp`` is excluded.
+
+    With ``distribution_weight`` > 0 and ``forward_train`` outputs that carry ``distributions``
+    (a list of (softmax (B,D,h,w), stride)), each distribution also gets :func:`distribution_loss`
+    against the block-averaged ground truth, Laplacian scale ``distribution_scale`` candidates.
+    """
 
     weights: tuple[float, ...]
     max_disp: float | None = 192.0
+    distribution_weight: float = 0.0
+    distribution_scale: float = 0.5
 
     def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         gt = batch["disp"].float()
@@ -190,7 +224,15 @@ class MultiScaleSmoothL1Loss:
         mask = loss_mask(gt, batch.get("valid"), self.max_disp)
         parts = [masked_mean(F.smooth_l1_loss(p, gt, reduction="none"), mask) for p in predictions]
         loss = sum(w * part for w, part in zip(self.weights, parts))
-        return {"loss": loss, **{f"loss_scale{i}": part.detach() for i, part in enumerate(parts)}}
+        terms = {f"loss_scale{i}": part.detach() for i, part in enumerate(parts)}
+        distributions = outputs.get("distributions") if isinstance(outputs, Mapping) else None
+        if self.distribution_weight > 0 and distributions:
+            for prob, stride in distributions:
+                target, block_mask = pool_disparity(gt, mask, stride)
+                kl = distribution_loss(prob, target, block_mask, self.distribution_scale)
+                loss = loss + self.distribution_weight * kl
+                terms[f"loss_kl{stride}"] = kl.detach()
+        return {"loss": loss, **terms}
 
 
 # --------------------------------------------------------------------------- family → published loss
@@ -201,6 +243,7 @@ PUBLISHED_LOSSES: dict[str, Callable[..., StereoLoss]] = {
     "StereoNet": RobustLeftRightLoss,
     "GwcNet": partial(MultiScaleSmoothL1Loss, weights=(0.5, 0.5, 0.7, 1.0)),
     "StereoNetPlus": partial(MultiScaleSmoothL1Loss, weights=(1 / 3, 2 / 3, 1.0)),
+    "StereoNetPlus2": partial(MultiScaleSmoothL1Loss, weights=(0.25, 0.5, 0.75, 1.0), distribution_weight=0.5),
 }
 
 
