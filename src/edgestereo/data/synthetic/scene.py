@@ -43,7 +43,7 @@ class SyntheticConfig:
     max_slant: float = 0.3
     #: texture kinds and their weights: natural photographs, fractal noise, dead leaves, patterns, flat.
     texture_kinds: tuple[str, ...] = TEXTURE_KINDS
-    texture_weights: tuple[float, ...] = (0.45, 0.18, 0.15, 0.08, 0.14)
+    texture_weights: tuple[float, ...] = (0.5, 0.2, 0.17, 0.08, 0.05)
     #: probability that an object mirrors a farther scene (a view-dependent, non-Lambertian surface).
     reflective_prob: float = 0.1
     #: probability that an object carries specular highlights (which sit at a different depth).
