@@ -99,6 +99,27 @@ class _Tensors(Dataset):
         return to_tensors(self.dataset[index])
 
 
+def _check_phases(phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validate ``data.phases`` entries: {"epochs" ≥ 1, "crop_size" (H, W), "batch_size" ≥ 1}."""
+    checked = []
+    for index, phase in enumerate(phases):
+        keys = {"epochs", "crop_size", "batch_size"}
+        if not isinstance(phase, dict) or not keys <= set(phase) <= keys | {"options"}:
+            raise EdgeStereoError(f"data.phases[{index}] takes the keys epochs, crop_size, batch_size and "
+                                  f"optionally options; got {phase!r}")
+        if not isinstance(phase.get("options", {}), dict):
+            raise EdgeStereoError(f"data.phases[{index}].options must be a mapping, got {phase['options']!r}")
+        crop = phase["crop_size"]
+        if not isinstance(crop, (list, tuple)) or len(crop) != 2 or not all(isinstance(v, int) and v > 0 for v in crop):
+            raise EdgeStereoError(f"data.phases[{index}].crop_size must be (height, width), got {crop!r}")
+        for key in ("epochs", "batch_size"):
+            if not isinstance(phase[key], int) or phase[key] < 1:
+                raise EdgeStereoError(f"data.phases[{index}].{key} must be an integer ≥ 1, got {phase[key]!r}")
+        checked.append({"epochs": phase["epochs"], "crop_size": tuple(crop), "batch_size": phase["batch_size"],
+                        "options": dict(phase.get("options", {}))})
+    return checked
+
+
 class StereoDataModule(pl.LightningDataModule):
     """Training and validation data.
 
@@ -111,6 +132,14 @@ class StereoDataModule(pl.LightningDataModule):
     augmentation: a recipe of ``edgestereo.data.transforms.RECIPES`` ("sceneflow", "kitti",
     "middlebury", "synthetic") or "none" (random crop only).
     batch_size is per process (per GPU under DDP). seed: data order and augmentation.
+
+    phases: progressive resizing, e.g. ``[{"epochs": 2, "crop_size": [128, 256], "batch_size": 8,
+    "options": {"size": [128, 256], "max_disp": 96}}]``: the first 2 epochs train on 128×256 crops in
+    batches of 8 of a training set created with ``options`` updated by the phase's (here: synthetic
+    scenes rendered at half size, four times cheaper), later epochs on ``crop_size``, ``batch_size``
+    and ``options``. Phases follow each other in order; the loader is rebuilt at every epoch
+    (``trainer.reload_dataloaders_every_n_epochs: 1``), and the learning-rate schedule, which counts
+    steps, runs through all of them.
     """
 
     def __init__(
@@ -130,6 +159,7 @@ class StereoDataModule(pl.LightningDataModule):
         val_batch_size: int = 1,
         num_workers: int = 0,
         seed: int = 0,
+        phases: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -144,9 +174,28 @@ class StereoDataModule(pl.LightningDataModule):
         if (val_split == HOLDOUT) != (holdout > 0):
             raise EdgeStereoError(f"data.val_split: {HOLDOUT} and data.holdout > 0 go together "
                                   f"(got val_split={val_split!r}, holdout={holdout})")
+        self._phases = _check_phases(phases or [])
+        if val_split == HOLDOUT and any(phase["options"] for phase in self._phases):
+            raise EdgeStereoError("data.phases options cannot change the training set when data.val_split is "
+                                  f"{HOLDOUT} (the held-out pairs come from it)")
+        self._train_options: dict[str, Any] | None = None
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self._resume: dict[str, int] | None = None
+
+    def phase(self, epoch: int) -> tuple[tuple[int, int] | None, int, dict[str, Any]]:
+        """(crop size, batch size, training-set options) of training epoch ``epoch``."""
+        options = dict(self.hparams.options or {})
+        first = 0
+        for phase in self._phases:
+            first += phase["epochs"]
+            if epoch < first:
+                return phase["crop_size"], phase["batch_size"], {**options, **phase["options"]}
+        crop = self.hparams.crop_size
+        return (tuple(crop) if crop is not None else None), self.hparams.batch_size, options
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
 
     # ------------------------------------------------------------------ data sets
     def _create(self, name: str, root: str | None, split: str, options: dict[str, Any] | None) -> Dataset:
@@ -154,11 +203,10 @@ class StereoDataModule(pl.LightningDataModule):
 
         return create_dataset(name, root=root, split=split, **dict(options or {}))
 
-    def _train_transform(self) -> Any:
+    def _train_transform(self, crop: tuple[int, int] | None) -> Any:
         from edgestereo.data.transforms import training_transform
 
         recipe = self.hparams.augmentation
-        crop = tuple(self.hparams.crop_size) if self.hparams.crop_size is not None else None
         if recipe == "none":
             return training_transform(crop, augment=False)
         return training_transform(crop, augment=True, recipe=recipe)
@@ -174,7 +222,8 @@ class StereoDataModule(pl.LightningDataModule):
             self._use_for_training(Subset(full, range(len(full) - hp.holdout)))
             return
         if stage == "fit" and self.train_set is None:
-            self._use_for_training(self._create(hp.dataset, hp.root, hp.split, hp.options))
+            self._train_options = self.phase(self._epoch())[2]
+            self._use_for_training(self._create(hp.dataset, hp.root, hp.split, self._train_options))
         if stage in ("fit", "validate") and self.val_set is None and hp.val_split is not None:
             name = hp.val_dataset or hp.dataset
             root = hp.val_root if hp.val_dataset is not None or hp.val_root is not None else hp.root
@@ -189,12 +238,17 @@ class StereoDataModule(pl.LightningDataModule):
         hp = self.hparams
         world = self.trainer.world_size if self.trainer is not None else 1
         per_rank = len(raw) // world  # type: ignore[arg-type]
-        if per_rank < hp.batch_size:
+        largest = max([hp.batch_size, *(phase["batch_size"] for phase in self._phases)])
+        if per_rank < largest:
             raise EdgeStereoError(
-                f"data.batch_size {hp.batch_size} is larger than the data set: {hp.dataset} ({hp.split}) has "
+                f"data.batch_size {largest} is larger than the data set: {hp.dataset} ({hp.split}) has "
                 f"{len(raw)} training samples, {per_rank} per process on {world} process(es)"  # type: ignore[arg-type]
             )
-        self.train_set = _Augmented(raw, self._train_transform(), hp.seed)
+        if self._phases and self.trainer is not None and self.trainer.reload_dataloaders_every_n_epochs != 1:
+            raise EdgeStereoError("data.phases needs trainer.reload_dataloaders_every_n_epochs: 1 (the loader "
+                                  "changes crop and batch size between epochs)")
+        crop = self.phase(self._epoch())[0]
+        self.train_set = _Augmented(raw, self._train_transform(crop), hp.seed)
 
     def sample_batches(self, count: int) -> Iterator[dict[str, Any]]:
         """Up to ``count`` collated training batches (``batch_size`` pairs, augmented and cropped as
@@ -205,7 +259,7 @@ class StereoDataModule(pl.LightningDataModule):
         from edgestereo.data import collate_stereo
 
         assert self.train_set is not None, "setup('fit') first"
-        size = self.hparams.batch_size
+        size = self.phase(0)[1]
         total = min(len(self.train_set), count * size)
         picks = torch.randperm(len(self.train_set), generator=torch.Generator().manual_seed(self.hparams.seed))
         for start in range(0, total, size):
@@ -217,6 +271,12 @@ class StereoDataModule(pl.LightningDataModule):
 
         assert self.train_set is not None, "setup('fit') first"
         trainer = self.trainer
+        crop, batch_size, options = self.phase(self._epoch())
+        if self._train_options is not None and options != self._train_options:
+            self._train_options = options
+            hp = self.hparams
+            self.train_set = _Augmented(self._create(hp.dataset, hp.root, hp.split, options), None, hp.seed)
+        self.train_set.transform = self._train_transform(crop)
         sampler = EpochSampler(self.train_set, num_replicas=trainer.world_size if trainer else 1,
                                rank=trainer.global_rank if trainer else 0, shuffle=True, seed=self.hparams.seed)
         if self._resume is not None:
@@ -224,7 +284,7 @@ class StereoDataModule(pl.LightningDataModule):
             self._resume = None
         if self.hparams.num_workers > 0:
             _single_threaded_opencv_before_fork()
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, sampler=sampler, drop_last=True,
+        return DataLoader(self.train_set, batch_size=batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.hparams.num_workers, collate_fn=collate_stereo,
                           persistent_workers=self.hparams.num_workers > 0)
 
@@ -245,7 +305,7 @@ class StereoDataModule(pl.LightningDataModule):
         if trainer is None or trainer.state.fn != TrainerFn.FITTING:
             return {}
         batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"epoch": trainer.current_epoch, "consumed": batches * self.hparams.batch_size}
+        return {"epoch": trainer.current_epoch, "consumed": batches * self.phase(trainer.current_epoch)[1]}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         if "epoch" in state_dict:
