@@ -73,6 +73,52 @@ def test_loaders_and_the_resume_state():
     assert module.state_dict() == {}  # no trainer, nothing to record
 
 
+class _AtEpoch:
+    """The bits of a Trainer the data module reads: the epoch, and a loader rebuilt every epoch."""
+
+    def __init__(self, epoch: int) -> None:
+        self.current_epoch, self.world_size, self.global_rank = epoch, 1, 0
+        self.reload_dataloaders_every_n_epochs = 1
+
+
+def test_phases_change_crop_batch_and_training_set_by_epoch():
+    phases = [{"epochs": 2, "crop_size": [32, 64], "batch_size": 3, "options": {"size": [32, 64], "max_disp": 8}}]
+    module = StereoDataModule(options=OPTIONS, val_split=None, crop_size=[48, 96], augmentation="none",
+                              batch_size=2, phases=phases)
+    assert module.phase(1) == ((32, 64), 3, {**OPTIONS, "size": [32, 64], "max_disp": 8})
+    assert module.phase(2) == ((48, 96), 2, OPTIONS)
+    module.trainer = _AtEpoch(1)
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    assert batch["left"].shape == (3, 3, 32, 64) and float(batch["disp"].max()) < 8
+    assert module.train_set.dataset.config.width == 64  # scenes rendered at the phase's size
+    module.trainer = _AtEpoch(2)
+    batch = next(iter(module.train_dataloader()))
+    assert batch["left"].shape == (2, 3, 48, 96)
+    assert module.train_set.dataset.config.width == 96
+    assert len(module.train_dataloader()) == 3  # 6 samples in batches of 2
+
+
+@pytest.mark.parametrize(("phases", "message"), [
+    ([{"epochs": 1, "crop_size": [32, 64]}], "takes the keys epochs, crop_size, batch_size"),
+    ([{"epochs": 0, "crop_size": [32, 64], "batch_size": 2}], "data.phases[0].epochs must be an integer ≥ 1"),
+    ([{"epochs": 1, "crop_size": [32], "batch_size": 2}], "data.phases[0].crop_size must be (height, width)"),
+    ([{"epochs": 1, "crop_size": [32, 64], "batch_size": 2, "options": 3}], "options must be a mapping"),
+])
+def test_phase_errors(phases, message):
+    with pytest.raises(EdgeStereoError, match=re.escape(message)):
+        StereoDataModule(options=OPTIONS, phases=phases)
+
+
+def test_phases_need_a_loader_rebuilt_every_epoch():
+    module = StereoDataModule(options=OPTIONS, crop_size=None, val_split=None,
+                              phases=[{"epochs": 1, "crop_size": [32, 64], "batch_size": 2}])
+    module.trainer = _AtEpoch(0)
+    module.trainer.reload_dataloaders_every_n_epochs = 0
+    with pytest.raises(EdgeStereoError, match="reload_dataloaders_every_n_epochs: 1"):
+        module.setup("fit")
+
+
 def _sampler_at_epoch(module: StereoDataModule, epoch: int) -> EpochSampler:
     sampler = EpochSampler(module.train_set, num_replicas=1, rank=0, shuffle=True, seed=module.hparams.seed)
     sampler.set_epoch(epoch)

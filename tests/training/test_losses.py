@@ -16,9 +16,11 @@ from edgestereo.training.losses import (
     RobustLeftRightLoss,
     SelfSupervisedLoss,
     SequenceLoss,
+    distribution_loss,
     edge_aware_smoothness,
     masked_mean,
     photometric_error,
+    pool_disparity,
     published_loss,
     robust_loss,
     ssim_dissimilarity,
@@ -118,6 +120,39 @@ def test_multiscale_smooth_l1_masks_ground_truth_above_max_disp():
     gt = torch.tensor([[[[10.0, 300.0]]]])
     loss = MultiScaleSmoothL1Loss(weights=(1.0,), max_disp=192)([torch.tensor([[[[12.0, 0.0]]]])], _batch(gt))
     assert loss["loss"].item() == pytest.approx(1.5)
+
+
+def test_pool_disparity_averages_supervised_pixels_in_candidate_units():
+    gt = torch.tensor([[8.0, 24.0, 80.0, 80.0], [8.0, 24.0, 80.0, 0.0]]).view(1, 1, 2, 4)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]]).view(1, 1, 2, 4)
+    target, block_mask = pool_disparity(gt, mask, 2)
+    assert target[0, 0, 0, 0].item() == pytest.approx(16.0 / 2)  # mean of 8, 24, 8, 24 over stride 2
+    assert block_mask.flatten().tolist() == [True, False]  # one supervised pixel of four: no target
+
+
+def test_distribution_loss_is_zero_for_the_target_and_penalises_a_broad_distribution_with_the_right_mean():
+    candidates = torch.arange(24.0).view(1, -1, 1, 1)
+    target = torch.full((1, 1, 1, 1), 10.3)
+    mask = torch.ones(1, 1, 1, 1, dtype=torch.bool)
+    laplacian = torch.softmax(-(candidates - target).abs() / 0.5, dim=1)
+    assert distribution_loss(laplacian, target, mask, 0.5).item() == pytest.approx(0.0, abs=1e-5)
+    broad = torch.softmax(-((candidates - target) / 6) ** 2, dim=1)
+    assert (broad * candidates).sum().item() == pytest.approx(10.3, abs=0.6)  # about the right mean …
+    assert distribution_loss(broad, target, mask, 0.5).item() > 1.0  # … but far from sharp
+    peak_elsewhere = torch.softmax(-(candidates - 15).abs() / 0.5, dim=1)
+    assert distribution_loss(peak_elsewhere, target, mask, 0.5) > distribution_loss(broad, target, mask, 0.5)
+
+
+def test_multiscale_loss_adds_the_distribution_term_only_when_asked_and_given():
+    gt = torch.full((1, 1, 16, 16), 40.0)
+    prob = torch.softmax(torch.randn(1, 24, 2, 2), dim=1)
+    outputs = {"left": [gt + 1.0], "distributions": [(prob, 8)]}
+    plain = MultiScaleSmoothL1Loss(weights=(1.0,))(outputs, _batch(gt))
+    assert set(plain) == {"loss", "loss_scale0"}
+    with_kl = MultiScaleSmoothL1Loss(weights=(1.0,), distribution_weight=0.5)(outputs, _batch(gt))
+    expected_kl = distribution_loss(prob, torch.full((1, 1, 2, 2), 5.0), torch.ones(1, 1, 2, 2, dtype=torch.bool), 0.5)
+    assert with_kl["loss_kl8"].item() == pytest.approx(expected_kl.item(), rel=1e-5)
+    assert with_kl["loss"].item() == pytest.approx(plain["loss"].item() + 0.5 * expected_kl.item(), rel=1e-5)
 
 
 # --------------------------------------------------------------------------- family → loss

@@ -1,0 +1,150 @@
+"""StereoNetPlus v2: pinned sizes, training outputs and gradients, deploy parity on a 4-D path, the npu4d
+export (check-onnx, QDQ-friendly ops, ONNX Runtime parity), and the refinement's geometry."""
+
+import pytest
+import torch
+
+from edgestereo.errors import EdgeStereoError
+from edgestereo.export.check import check_onnx
+from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.models import create_model
+from edgestereo.models.stereonet_plus2 import StereoNetPlus2
+from edgestereo.training.losses import published_loss
+
+VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
+#: pinned so that an accidental change of the architecture shows up.
+PARAMETERS = {"stereonet-plus2": 317_813, "stereonet-plus2-small": 148_909}
+#: ops an int8 QDQ graph carries (as for v1, plus Abs for the local cost's hat kernel)
+QDQ_FRIENDLY_OPS = {
+    "Abs", "Add", "Concat", "Conv", "Div", "Exp", "LeakyRelu", "Mul", "Pad", "ReduceMax", "ReduceMean",
+    "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Transpose",
+}
+
+
+def _calibrated(name: str, **config) -> StereoNetPlus2:
+    """Random non-zero BatchNorm scales and statistics from training-mode passes (the zero-initialised
+    residual scales and refinement output would hide those branches from the parity tests)."""
+    torch.manual_seed(0)
+    model = create_model(name, **config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.1, 0.1)
+    torch.nn.init.normal_(model.refine.residual.weight, std=0.05)
+    left, right = model.example_inputs(64, 128, batch=2)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(left, right)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_parameter_count(name):
+    assert sum(p.numel() for p in create_model(name).parameters()) == PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_forward_train_predictions_distributions_and_gradients(name):
+    model = _calibrated(name).train()
+    left, right = model.example_inputs(64, 96, batch=2)
+    outputs = model.forward_train(left, right)
+    assert [tuple(p.shape) for p in outputs["left"]] == [(2, 1, 64, 96)] * 4
+    (prob16, stride16), (prob8, stride8) = outputs["distributions"]
+    assert (stride16, stride8) == (16, 8)
+    assert prob16.shape == (2, 12, 4, 6) and prob8.shape == (2, 24, 8, 12)
+    torch.testing.assert_close(prob8.sum(1), torch.ones(2, 8, 12))
+    gt = torch.rand(2, 1, 64, 96) * 150
+    batch = {"disp": gt, "valid": torch.ones_like(gt, dtype=torch.bool)}
+    terms = published_loss(model)(outputs, batch)
+    assert {"loss_kl8", "loss_kl16", "loss_scale3"} <= set(terms)
+    terms["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_eval_forward_is_the_last_training_prediction():
+    model = _calibrated("stereonet-plus2-small")
+    left, right = model.example_inputs(64, 128)
+    with torch.no_grad():
+        outputs = model.forward_train(left, right)
+        torch.testing.assert_close(model(left, right), outputs["left"][-1])
+    assert outputs["left"][-1].min() >= 0
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_deploy_path_matches_reference_and_keeps_state_dict(name):
+    model = _calibrated(name)
+    left, right = model.example_inputs(64, 128)
+    keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        reference = model(left, right)
+        deployed = model.deploy()(left, right)
+    assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == keys
+    assert reference.std() > 1.0  # the output reacts to the input: the comparison means something
+    assert (deployed - reference).abs().mean() < 1e-4
+    assert (deployed - reference).abs().max() < 1e-2
+
+
+def test_deploy_path_is_four_dimensional_and_reference_path_is_not():
+    from torch.overrides import TorchFunctionMode
+
+    class MaxRank(TorchFunctionMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.max_rank = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(tensor, torch.Tensor):
+                    self.max_rank = max(self.max_rank, tensor.dim())
+            return out
+
+    model = create_model("stereonet-plus2-small")
+    left, right = model.example_inputs(64, 64)
+    with torch.no_grad(), MaxRank() as reference:
+        model(left, right)
+    with torch.no_grad(), MaxRank() as deployed:
+        model.deploy()(left, right)
+    assert reference.max_rank > 4 and deployed.max_rank == 4
+
+
+def test_constant_estimate_and_zero_residual_give_a_constant_full_resolution_disparity(monkeypatch):
+    """The 1/4 stage and the convex upsampling keep a constant disparity, in full-resolution pixels."""
+    model = _calibrated("stereonet-plus2-small")
+    torch.nn.init.zeros_(model.refine.residual.weight)
+    torch.nn.init.zeros_(model.refine.residual.bias)
+
+    def delta_at_candidate_5(logits):
+        out = torch.full_like(logits, -1e4)
+        out[:, 5] = 0.0
+        return out
+
+    monkeypatch.setattr(model.logits, "forward", delta_at_candidate_5)
+    with torch.no_grad():
+        out = model(*model.example_inputs(64, 128))
+    # candidate 5 at 1/8 is 40 px; the zero-padded 3x3 neighbourhood only differs along the border
+    torch.testing.assert_close(out[..., 4:-4, 4:-4], torch.full_like(out[..., 4:-4, 4:-4], 40.0))
+
+
+def test_options_are_checked():
+    with pytest.raises(EdgeStereoError, match="max_disp must be a positive multiple of 32"):
+        create_model("stereonet-plus2", max_disp=100)
+    with pytest.raises(EdgeStereoError, match="local_radius must be ≥ 0"):
+        create_model("stereonet-plus2", local_radius=-1)
+    with pytest.raises(EdgeStereoError, match="not a multiple of 32"):
+        create_model("stereonet-plus2-small")(torch.zeros(1, 3, 48, 64), torch.zeros(1, 3, 48, 64))
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_npu4d_export_passes_check_and_matches_pytorch(name, tmp_path):
+    model = _calibrated(name)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", 64, 128, profile="npu4d")
+    report = check_onnx(path, "npu4d")
+    assert report.ok, report.format()
+    assert report.max_rank <= 4
+    assert set(report.op_histogram) <= QDQ_FRIENDLY_OPS, report.format()
+    parity = verify_onnx(model, path)
+    assert parity.torch_path == "deploy"
+    assert parity.within(1e-3, 1e-2), str(parity)
