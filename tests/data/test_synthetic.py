@@ -18,8 +18,9 @@ from edgestereo.errors import EdgeStereoError
 
 SMALL = {"height": 96, "width": 192, "max_disp": 40.0}
 #: mean |left − right warped by the ground truth| over pixels both cameras see, in 8-bit levels, for
-#: matte surfaces and identical cameras. What remains is interpolation and anti-aliased edges.
-WARP_MAE_BOUND = 2.5
+#: matte surfaces and identical cameras. What remains is interpolation and anti-aliased edges (most in
+#: photograph scenes, whose detail reaches closer to the pixel pitch).
+WARP_MAE_BOUND = 3.0
 
 
 def warp_right_to_left(right: np.ndarray, disp: np.ndarray) -> np.ndarray:
@@ -40,7 +41,11 @@ def test_right_view_warped_by_ground_truth_reproduces_the_left_view(index):
     pair = render_pair(SyntheticConfig.lambertian(**SMALL), seed=5, index=index)
     visible = ~pair.occlusion
     assert visible.mean() > 0.5
-    assert warp_error(pair.left, pair.right, pair.disp, visible) < WARP_MAE_BOUND
+    exact = warp_error(pair.left, pair.right, pair.disp, visible)
+    assert exact < WARP_MAE_BOUND
+    # exact to a fraction of a pixel: half a pixel either way is clearly worse
+    for offset in (-0.5, 0.5):
+        assert exact < 0.75 * warp_error(pair.left, pair.right, pair.disp + offset, visible)
     # and the other way round, with the right disparity
     mirrored = (pair.right[:, ::-1], pair.left[:, ::-1], pair.disp_right[:, ::-1], ~pair.occlusion_right[:, ::-1])
     flipped = warp_error(*mirrored)

@@ -13,12 +13,27 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edgestereo.data.synthetic.textures import TEXTURE_KINDS, fractal_noise, loguniform, sample_texture
+from edgestereo.data.synthetic.textures import (
+    NATURAL_IMAGES,
+    TEXTURE_KINDS,
+    VALIDATION_PHOTOS,
+    fractal_noise,
+    loguniform,
+    photo_segments,
+    sample_texture,
+)
 from edgestereo.errors import EdgeStereoError
 
 __all__ = ["Highlight", "Layer", "Reflection", "SyntheticConfig", "build_scene", "disparity_at", "solve_left_column"]
 
 _MIN_DISP = 1.0  # every surface stays at least this far from infinity, so every pixel has ground truth
+#: textures only, never photograph scenes: print (letters would become layers) and photographs with
+#: large smooth areas ("brick", "camera": 43 % and 37 % textureless, benchmarks/data_texture.py --photos)
+_TEXTURES_ONLY = ("page", "text", "brick", "camera")
+#: Gaussian sigma (pixels) for photograph scenes: a whole photograph shrunk to the image keeps more
+#: detail near the pixel pitch than a texture on an object, and resampling it into the right view
+#: must stay exact.
+_PHOTO_BLUR = 0.8
 
 
 @dataclass(frozen=True)
@@ -43,7 +58,7 @@ class SyntheticConfig:
     max_slant: float = 0.3
     #: texture kinds and their weights: natural photographs, fractal noise, dead leaves, patterns, flat.
     texture_kinds: tuple[str, ...] = TEXTURE_KINDS
-    texture_weights: tuple[float, ...] = (0.5, 0.2, 0.17, 0.08, 0.05)
+    texture_weights: tuple[float, ...] = (0.5, 0.2, 0.18, 0.09, 0.03)
     #: probability that an object mirrors a farther scene (a view-dependent, non-Lambertian surface).
     reflective_prob: float = 0.1
     #: probability that an object carries specular highlights (which sit at a different depth).
@@ -52,6 +67,11 @@ class SyntheticConfig:
     photometric: bool = True
     #: largest sensor-noise standard deviation, in 8-bit levels.
     noise_std: float = 3.0
+    #: the photographs that textures and photograph scenes draw from (scikit-image names).
+    photos: tuple[str, ...] = NATURAL_IMAGES
+    #: probability that a scene is built on a photograph: it covers the background and 2–6 of its
+    #: segments stand in front as planes, so depth edges follow the photograph's own edges.
+    segment_prob: float = 0.3
 
     def __post_init__(self) -> None:
         if self.height < 16 or self.width < 16:
@@ -60,6 +80,12 @@ class SyntheticConfig:
             raise EdgeStereoError(f"synthetic max_disp must be in [4, width={self.width}), got {self.max_disp}")
         if len(self.texture_kinds) != len(self.texture_weights) or set(self.texture_kinds) - set(TEXTURE_KINDS):
             raise EdgeStereoError(f"texture_kinds must be a subset of {TEXTURE_KINDS} with one weight each")
+        unknown = sorted(set(self.photos) - set(NATURAL_IMAGES) - set(VALIDATION_PHOTOS))
+        if not self.photos or unknown:
+            raise EdgeStereoError(f"photos must be names from {NATURAL_IMAGES + VALIDATION_PHOTOS}, got "
+                                  f"{unknown or 'none'}")
+        if not 0 <= self.segment_prob <= 1:
+            raise EdgeStereoError(f"segment_prob must be in [0, 1], got {self.segment_prob}")
         if self.objects[0] < 0 or self.objects[1] < self.objects[0]:
             raise EdgeStereoError(f"objects must be (low, high) with 0 ≤ low ≤ high, got {self.objects}")
 
@@ -229,7 +255,7 @@ def _background_layers(rng: np.random.Generator, config: SyntheticConfig) -> lis
         kind = "natural" if rng.random() < 0.6 else _texture_kind(rng, config)
         plane_d = float(disparity_at(coeffs, np.float64(plane_centre[0]), np.float64(plane_centre[1])))
         homography = _plane_homography(plane_centre, plane_d, plane_slope, h, width)
-        colour = _shade(rng, sample_texture(rng, h, width, homography, kind), plane_centre, w)
+        colour = _shade(rng, sample_texture(rng, h, width, homography, kind, config.photos), plane_centre, w)
         return Layer(0, 0, alpha, colour, coeffs, low, high, depth_test=False)
 
     d_centre = min(max(_MIN_DISP + 0.5, loguniform(rng, 0.02, 0.3) * max_d), 0.9 * ceiling)
@@ -448,12 +474,12 @@ def _object_layer(rng: np.random.Generator, config: SyntheticConfig, background:
     if thin and kind == "natural" and rng.random() < 0.5:
         kind = "flat"  # rods and wires are mostly painted or bare metal
     homography = _plane_homography(local, d_centre, slope, height, width)
-    texture = sample_texture(rng, height, width, homography, kind)
+    texture = sample_texture(rng, height, width, homography, kind, config.photos)
     colour = _shade(rng, texture, local, radius, (bump, quad) if quad is not None else None)
     layer = Layer(x0, y0, alpha, colour, coeffs, low, high)
 
     if rng.random() < config.reflective_prob:
-        layer.reflection = _reflection(rng, layer)
+        layer.reflection = _reflection(rng, layer, config.photos)
     if rng.random() < config.specular_prob:
         for _ in range(int(rng.integers(1, 4))):
             hx, hy = local[0] + rng.normal(0, radius / 3), local[1] + rng.normal(0, radius / 3)
@@ -464,12 +490,13 @@ def _object_layer(rng: np.random.Generator, config: SyntheticConfig, background:
     return layer
 
 
-def _reflection(rng: np.random.Generator, layer: Layer) -> Reflection:
+def _reflection(rng: np.random.Generator, layer: Layer, photos: tuple[str, ...]) -> Reflection:
     """A farther scene mirrored in the surface: it moves with its own, smaller disparity."""
     disparity = layer.d_min * rng.uniform(0.1, 0.8)
     height, width = layer.alpha.shape
     margin = int(np.ceil(layer.d_max - disparity)) + 2
-    texture = sample_texture(rng, height, width + margin, np.eye(3), "natural" if rng.random() < 0.6 else "noise")
+    texture = sample_texture(rng, height, width + margin, np.eye(3), "natural" if rng.random() < 0.6 else "noise",
+                             photos)
     texture = cv2.GaussianBlur(texture, (0, 0), rng.uniform(0.5, 2.0))
     return Reflection(texture, layer.x0 - margin, layer.y0, float(disparity), float(rng.uniform(0.15, 0.55)))
 
@@ -497,16 +524,77 @@ def _cast_shadows(rng: np.random.Generator, background: list[Layer], objects: li
         surface.colour *= light[:, :, None]
 
 
+def _photo_on_canvas(rng: np.random.Generator, name: str, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Photograph ``name`` scaled to cover a (height, width) canvas, shifted and maybe mirrored:
+    colour (H,W,3) float32 in [0,1] and its segment labels (H,W) int32."""
+    image, labels = photo_segments(name)
+    ih, iw = labels.shape
+    scale = max(height / ih, width / iw) * loguniform(rng, 1.0, 1.6)
+    size = (max(int(np.ceil(iw * scale)), width), max(int(np.ceil(ih * scale)), height))
+    # area-averaged when shrinking (no aliasing), then band-limited
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    labels = cv2.resize(labels.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
+    x0, y0 = int(rng.integers(0, size[0] - width + 1)), int(rng.integers(0, size[1] - height + 1))
+    colour, warped_labels = image[y0 : y0 + height, x0 : x0 + width], labels[y0 : y0 + height, x0 : x0 + width]
+    if rng.random() < 0.5:
+        colour, warped_labels = colour[:, ::-1], warped_labels[:, ::-1]
+    colour = cv2.GaussianBlur(np.ascontiguousarray(colour), (5, 5), _PHOTO_BLUR)
+    return colour, np.ascontiguousarray(warped_labels)
+
+
+def _segment_layers(rng: np.random.Generator, config: SyntheticConfig, colour: np.ndarray, labels: np.ndarray,
+                    background: np.ndarray) -> list[Layer]:
+    """2–6 segments of a photograph (canvas-sized ``colour``/``labels``) as planes in front of the
+    background, each cut to its bounding box, coloured by the photograph itself."""
+    h, w = config.height, config.width
+    ids, counts = np.unique(labels[:, :w], return_counts=True)
+    share = counts / float(h * w)
+    candidates = ids[(share > 0.01) & (share < 0.35)]
+    if candidates.size == 0:
+        return []
+    chosen = rng.choice(candidates, size=min(int(rng.integers(2, 7)), candidates.size), replace=False)
+    layers = []
+    for label in chosen:
+        mask = (labels == label).astype(np.float32)
+        ys, xs = np.nonzero(mask)
+        x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, mask.shape[1])
+        y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, mask.shape[0])
+        alpha = cv2.GaussianBlur(mask[y0:y1, x0:x1], (0, 0), 0.6)  # anti-aliased like a lens would
+        centre = (float(xs.mean()) - x0, float(ys.mean()) - y0)
+        d_centre = _object_disparity(rng, config, background, centre[0] + x0, centre[1] + y0)
+        slope = (rng.uniform(-0.15, 0.15) * d_centre / w, rng.uniform(-0.15, 0.15) * d_centre / h)
+        coeffs = _surface_coeffs(centre, d_centre, slope)
+        xs_local, ys_local = _axes(y1 - y0, x1 - x0)
+        inside = disparity_at(coeffs, xs_local, ys_local)[alpha > 0.01]
+        low, high = float(inside.min()), float(inside.max())
+        if low < _MIN_DISP or high > 0.95 * config.max_disp:
+            coeffs = _surface_coeffs(centre, d_centre, (0.0, 0.0))
+            low = high = d_centre
+        layers.append(Layer(x0, y0, alpha, colour[y0:y1, x0:x1].copy(), coeffs, low, high))
+    return layers
+
+
 def build_scene(config: SyntheticConfig, rng: np.random.Generator) -> list[Layer]:
-    """Background layers (painted in order), then objects sorted far to near."""
+    """Background layers (painted in order), then objects sorted far to near. With probability
+    ``segment_prob`` the scene is built on a photograph: it covers the background, and some of its
+    segments stand in front of it as planes (fewer random objects then)."""
     layers = _background_layers(rng, config)
     xs, ys = _axes(config.height, layers[0].alpha.shape[1])
     background = disparity_at(layers[0].coeffs, xs, ys)
     for layer in layers[1:]:
         background = np.where(layer.alpha >= 0.5, disparity_at(layer.coeffs, xs, ys), background)
+    objects: list[Layer] = []
     low, high = config.objects
     count = round(float(rng.integers(low, high + 1)) * np.sqrt(config.height * config.width / (256 * 512)))
-    objects = [layer for _ in range(count) if (layer := _object_layer(rng, config, background)) is not None]
+    if config.segment_prob > 0 and rng.random() < config.segment_prob:
+        photos = [name for name in config.photos if name not in _TEXTURES_ONLY] or list(config.photos)
+        name = photos[int(rng.integers(len(photos)))]
+        colour, labels = _photo_on_canvas(rng, name, *layers[0].alpha.shape)
+        for layer in layers:  # the photograph, shaded like the surface it is on
+            layer.colour = _shade(rng, colour, (config.width / 2, config.height / 2), config.width)
+        objects += _segment_layers(rng, config, colour, labels, background)
+        count //= 3
+    objects += [layer for _ in range(count) if (layer := _object_layer(rng, config, background)) is not None]
     objects.sort(key=lambda layer: layer.order_key)
     _cast_shadows(rng, layers, objects)
     return layers + objects

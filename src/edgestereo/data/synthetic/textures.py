@@ -14,17 +14,23 @@ import functools
 import cv2
 import numpy as np
 
-__all__ = ["NATURAL_IMAGES", "TEXTURE_KINDS", "fractal_noise", "natural_images", "random_colour", "sample_texture"]
+__all__ = [
+    "NATURAL_IMAGES", "TEXTURE_KINDS", "VALIDATION_PHOTOS", "fractal_noise", "natural_images", "photo_segments",
+    "random_colour", "sample_texture",
+]
 
 #: scikit-image images that ship with the wheel (no download). ``stereo_motorcycle`` is left out on
 #: purpose: it is the evaluation pair, and its pixels must never leak into training data.
-#: Photographs that are mostly empty (a third or more of their pixels textureless: "cell", "clock",
-#: "moon", "retina", "rocket") are left out too: as textures they taught flat surfaces
-#: (``benchmarks/data_texture.py --photos`` prints each one's share).
+#: Photographs that are mostly empty (a third or more of their pixels textureless: "cell", "moon",
+#: "retina") are left out too: as textures they taught flat surfaces (``benchmarks/data_texture.py
+#: --photos`` prints each one's share).
 NATURAL_IMAGES = (
-    "astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass", "gravel",
+    "astronaut", "brick", "camera", "coffee", "coins", "grass", "gravel",
     "hubble_deep_field", "immunohistochemistry", "page", "text",
 )
+#: Photographs kept out of training, for a validation set of real-photograph scenes
+#: (``photos=VALIDATION_PHOTOS``): a cat, a wall clock, a rocket against the sky.
+VALIDATION_PHOTOS = ("chelsea", "clock", "rocket")
 
 TEXTURE_KINDS = ("natural", "noise", "dead_leaves", "pattern", "flat")
 
@@ -33,24 +39,42 @@ _MAX_SOURCE = 1024  # procedural sources are never larger than this (the border 
 _TEXTURE_BLUR = 0.6  # Gaussian sigma, pixels
 
 
-@functools.cache
-def natural_images() -> tuple[tuple[np.ndarray, ...], ...]:
-    """The bundled photographs as (H,W,3) uint8 RGB (grey ones replicated), each with two halved
-    copies (a mip-map, so shrunk textures do not alias), loaded once per process."""
+def _load_photo(name: str) -> np.ndarray:
+    """A bundled photograph as (H,W,3) uint8 RGB (grey ones replicated), longest side ≤ 640."""
     import skimage.data
 
+    image = np.asarray(getattr(skimage.data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = np.ascontiguousarray(image[:, :, :3])
+    scale = _MAX_SIDE / max(image.shape[:2])
+    if scale < 1:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image
+
+
+@functools.cache
+def natural_images(names: tuple[str, ...] = NATURAL_IMAGES) -> tuple[tuple[np.ndarray, ...], ...]:
+    """The photographs ``names`` as (H,W,3) uint8 RGB, each with two halved copies (a mip-map, so
+    shrunk textures do not alias), loaded once per process."""
     images = []
-    for name in NATURAL_IMAGES:
-        image = np.asarray(getattr(skimage.data, name)())
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        image = np.ascontiguousarray(image[:, :, :3])
-        scale = _MAX_SIDE / max(image.shape[:2])
-        if scale < 1:
-            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    for name in names:
+        image = _load_photo(name)
         half = cv2.pyrDown(image)
         images.append((image, half, cv2.pyrDown(half)))
     return tuple(images)
+
+
+@functools.cache
+def photo_segments(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Photograph ``name`` as (H,W,3) float32 RGB in [0,1] and its segmentation (H,W) int32 into
+    regions bounded by image edges (Felzenszwalb's graph-based method, a few dozen regions), once
+    per process."""
+    from skimage.segmentation import felzenszwalb
+
+    image = _load_photo(name)
+    labels = felzenszwalb(image, scale=300, sigma=0.8, min_size=300).astype(np.int32)
+    return image.astype(np.float32) * np.float32(1 / 255), labels
 
 
 def loguniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -152,9 +176,10 @@ def _flat(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return random_colour(rng)[None, None, :] * (1 + strength * variation)[:, :, None]
 
 
-def _natural(rng: np.random.Generator, height: int, width: int, homography: np.ndarray) -> np.ndarray:
-    """A photograph, scaled, rotated and recoloured, seen through ``homography``."""
-    images = natural_images()
+def _natural(rng: np.random.Generator, height: int, width: int, homography: np.ndarray,
+             photos: tuple[str, ...]) -> np.ndarray:
+    """One of ``photos``, scaled, rotated and recoloured, seen through ``homography``."""
+    images = natural_images(photos)
     pyramid = images[int(rng.integers(len(images)))]
     scale = loguniform(rng, 0.35, 2.5)  # photo pixels per texture unit
     level = min(int(np.log2(max(scale, 1.0))), len(pyramid) - 1)
@@ -177,14 +202,15 @@ def _natural(rng: np.random.Generator, height: int, width: int, homography: np.n
 
 
 def sample_texture(rng: np.random.Generator, height: int, width: int, homography: np.ndarray,
-                   kind: str) -> np.ndarray:
+                   kind: str, photos: tuple[str, ...] = NATURAL_IMAGES) -> np.ndarray:
     """A (H,W,3) float32 texture in [0,1] for a canvas of this size.
 
     ``homography``: 3×3 map from canvas pixels to texture units (about one unit per pixel at the
-    layer's centre). ``kind``: one of :data:`TEXTURE_KINDS`.
+    layer's centre). ``kind``: one of :data:`TEXTURE_KINDS`; ``photos``: the photographs "natural"
+    draws from.
     """
     if kind == "natural":
-        texture = _natural(rng, height, width, homography)
+        texture = _natural(rng, height, width, homography, photos)
     else:
         corners = np.array([[[0, 0], [width, 0], [0, height], [width, height]]], np.float64)
         mapped = cv2.perspectiveTransform(corners, homography)[0]
