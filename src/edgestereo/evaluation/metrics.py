@@ -1,4 +1,6 @@
-"""Stereo metrics: EPE, bad-τ, D1-all, over a validity mask.
+"""Stereo metrics: EPE, bad-τ, D1-all, over a validity mask; and three diagnostics of a disparity map:
+the 8-px block pattern of a coarse-to-fine network, the compression of its range (a linear fit to the
+ground truth), and the pixels a left ground truth shows to be occluded in the right view.
 
 All functions take (H,W) or (B,H,W)/(B,1,H,W) arrays of disparities in pixels.
 """
@@ -9,7 +11,9 @@ import numpy as np
 
 from edgestereo.errors import EdgeStereoError
 
-__all__ = ["BAD_THRESHOLDS", "disparity_metrics", "valid_mask"]
+__all__ = [
+    "BAD_THRESHOLDS", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view", "valid_mask",
+]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
 
@@ -65,3 +69,64 @@ def disparity_metrics(
     metrics["d1"] = float(((error > 3.0) & (error > 0.05 * truth)).mean() * 100.0)
     metrics["valid_px"] = float(count)
     return metrics
+
+
+def block_pattern_ratio(disparity, period: int = 8, clip: float = 4.0) -> float:
+    """How much a disparity map jumps on a ``period``-pixel grid: for columns (and rows) the mean
+    neighbour jump |d(x+1) − d(x)|, jumps clipped at ``clip`` px, per phase x mod ``period``; the
+    ratio max/median over phases, the larger of the column and row ratios. A smooth or natural map
+    scores about 1; blocks of a 1/``period`` stage upsampled without blending score well above.
+
+    disparity: (H,W) px, finite where it counts (non-finite neighbours are left out).
+
+    >>> blocks = np.kron(np.arange(16.0).reshape(4, 4), np.ones((8, 8)))
+    >>> block_pattern_ratio(blocks) > 100
+    True
+    """
+    d = _numpy(disparity)
+    d = d.reshape(d.shape[-2:])
+    ratios = []
+    for jumps in (np.abs(np.diff(d, axis=1)), np.abs(np.diff(d, axis=0)).T):
+        jumps = np.minimum(jumps, clip)
+        means = []
+        for phase in range(period):
+            values = jumps[:, phase::period]
+            values = values[np.isfinite(values)]
+            if values.size:
+                means.append(values.mean())
+        median = float(np.median(means))
+        ratios.append(float(max(means)) / median if median > 0 else float("inf") if max(means) > 0 else 1.0)
+    return max(ratios)
+
+
+def linear_fit(pred, gt, valid=None) -> tuple[float, float]:
+    """Least-squares (slope, offset) of ``pred ≈ slope·gt + offset`` over the pixels
+    :func:`valid_mask` keeps: slope < 1 with a positive offset is a compressed range (near surfaces
+    too far, far ones too near)."""
+    pred_np, gt_np = _numpy(pred), _numpy(gt)
+    pred_np = pred_np.reshape(gt_np.shape)
+    mask = valid_mask(gt_np, valid) & np.isfinite(pred_np)
+    if mask.sum() < 2:
+        raise EdgeStereoError("linear fit needs at least two valid pixels")
+    slope, offset = np.polyfit(gt_np[mask], pred_np[mask], 1)
+    return float(slope), float(offset)
+
+
+def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
+    """Pixels of the left view that the right camera does not see, from the left disparity alone:
+    x is hidden when a pixel to its right lands left of it in the right image (x' − d(x') < x − d(x) −
+    ``tolerance``): a nearer surface covers it. disp_left: (H,W) px (non-finite: unknown, never
+    occluding) → (H,W) bool.
+
+    >>> d = np.array([[1.0, 1, 1, 1, 5, 5, 5]])   # a near surface from x = 4 lands at −1, 0, 1
+    >>> occluded_in_right_view(d).astype(int).tolist()   # x = 1, 2, 3 land at 0, 1, 2: behind it
+    [[0, 1, 1, 1, 0, 0, 0]]
+    """
+    d = _numpy(disp_left)
+    d = d.reshape(d.shape[-2:])
+    landing = np.arange(d.shape[1])[None, :] - d
+    landing = np.where(np.isfinite(landing), landing, np.inf)
+    # the smallest landing column among the pixels strictly to the right
+    right_min = np.minimum.accumulate(landing[:, ::-1], axis=1)[:, ::-1]
+    right_min = np.concatenate([right_min[:, 1:], np.full((d.shape[0], 1), np.inf)], axis=1)
+    return right_min < landing - tolerance
