@@ -10,12 +10,18 @@ DDP with 2 processes against 1.
    median after two warm-up steps). On one machine the processes share its cores (Lightning gives
    each cores/processes threads), so the ratio shows the cost of the all-reduce, not a speed-up.
 
+3. ``--pipeline``: `edgestereo train` itself on scenes rendered on the fly, as the recipes train:
+   rendering in the training process (``num_workers: 0``) against one persistent DataLoader worker,
+   at 256x512 batch 2 and at the campaign's first phase (scenes rendered at 128x256, batch 8); median
+   samples/s over the logged steps after warm-up, with the training process on one thread.
+
 Prints Markdown tables with the load average, since on a shared machine the figures move with it.
 
 usage:
   .venv/bin/python benchmarks/bench_training.py            # every network, 256x512, batch 2; DDP 1 vs 2
   .venv/bin/python benchmarks/bench_training.py --quick    # stereonet-plus-small at 64x128: a smoke run
   .venv/bin/python benchmarks/bench_training.py --models stereonet-plus --size 192 384 --batch 4 --skip-ddp
+  .venv/bin/python benchmarks/bench_training.py --pipeline    # the training loop with its data pipeline
 """
 
 from __future__ import annotations
@@ -134,6 +140,72 @@ def measure_ddp(model_name: str, devices: int, root: Path, work: Path, size: tup
     return statistics.median(rates[2:] or rates)
 
 
+# --------------------------------------------------------------------------- the whole training loop
+PIPELINE_RECIPE = """\
+seed_everything: 0
+trainer:
+  accelerator: cpu
+  max_steps: {steps}
+  enable_progress_bar: false
+  enable_model_summary: false
+  enable_checkpointing: false
+  num_sanity_val_steps: 0
+  log_every_n_steps: 1
+model:
+  model: {model}
+  val_images: 0
+data:
+  dataset: synthetic
+  options: {{num: 1000, size: [{height}, {width}], max_disp: {max_disp}, seed: 0}}
+  val_split: null
+  crop_size: [{height}, {width}]
+  augmentation: synthetic
+  batch_size: {batch}
+  num_workers: {workers}
+speed:
+  smoothing: 0.0
+"""
+#: (model, scene and crop size, batch, DataLoader workers): the old recipe's setting and the campaign's
+PIPELINE_ROWS = (
+    ("stereonet-plus-small", (256, 512), 2, 0),
+    ("stereonet-plus-small", (256, 512), 2, 1),
+    ("stereonet-plus2-small", (256, 512), 2, 0),
+    ("stereonet-plus2-small", (256, 512), 2, 1),
+    ("stereonet-plus2-small", (128, 256), 8, 1),
+)
+
+
+def measure_pipeline(model_name: str, size: tuple[int, int], batch: int, workers: int, steps: int,
+                     work: Path) -> float | str:
+    """samples/s of `edgestereo train` with the training process on one thread (median after warm-up)."""
+    recipe = work / f"pipeline-{model_name}-{size[0]}-{batch}-{workers}.yaml"
+    recipe.write_text(PIPELINE_RECIPE.format(steps=steps, model=model_name, height=size[0], width=size[1],
+                                             max_disp=size[1] * 3 // 8, batch=batch, workers=workers))
+    run_dir = work / recipe.stem
+    command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(recipe), "--no-export",
+               "--trainer.default_root_dir", str(run_dir), "--step_checkpoint.every_n_steps", str(10 * steps)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if done.returncode != 0:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
+    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
+    return statistics.median(rates[5:] or rates)
+
+
+def pipeline_table(steps: int) -> None:
+    print("## The training loop with its data pipeline (edgestereo train, scenes rendered on the fly)\n")
+    print(f"load average before: {load_average()}\n")
+    print("| model | scenes and crops | batch | DataLoader workers | samples/s | Mpx/s |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as work_dir:
+        for model_name, size, batch, workers in PIPELINE_ROWS:
+            rate = measure_pipeline(model_name, size, batch, workers, steps, Path(work_dir))
+            cells = (f"{rate:.3g} | {rate * size[0] * size[1] / 1e6:.2f}" if isinstance(rate, float)
+                     else f"{rate} | –")
+            print(f"| {model_name} | {size[0]}x{size[1]} | {batch} | {workers} | {cells} |", flush=True)
+    print(f"\nload average after: {load_average()}\n")
+
+
 # --------------------------------------------------------------------------- tables
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,8 +220,13 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0,
                         help="seconds: a configuration whose first step takes longer is timed by that step alone, "
                              "and given up after ten times as long (default 60)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="only the training loop with its data pipeline (workers 0 vs 1, progressive sizes)")
     parser.add_argument("--worker", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pipeline:
+        pipeline_table(args.steps or 40)
+        return
     size = tuple(args.size or ((64, 128) if args.quick else (256, 512)))
     steps = args.steps or (2 if args.quick else 5)
     if args.worker:
