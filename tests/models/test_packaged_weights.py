@@ -10,7 +10,7 @@ from edgestereo.api import DEFAULT_MODEL
 from edgestereo.data.datasets import create_dataset
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import create_model, default_weights, get_model_entry, list_models
-from edgestereo.models._checkpoint import packaged_weights_path
+from edgestereo.models._factory import packaged_weights_path
 from edgestereo.runtime.predictor import TorchPredictor
 
 SHIPPED = [name for name in list_models() if get_model_entry(name).packaged_weights]
