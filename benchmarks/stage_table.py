@@ -44,13 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from edgestereo.apps.quantize import load_samples
     from edgestereo.data import collate_stereo, to_tensors
     from edgestereo.evaluation.stages import StageResult, format_stage_table
-    from edgestereo.export.onnx import export_onnx
-    from edgestereo.export.qat import QATModel, score_torch
-    from edgestereo.export.quantize import QuantizeOptions, calibration_feeds, quantize_onnx, score_onnx
+    from edgestereo.export.exporter import export_onnx
     from edgestereo.models import create_model
+    from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
+    from edgestereo.quant.qat import QATModel
+    from edgestereo.quant.scoring import load_samples, score_onnx, score_torch
     from edgestereo.training.losses import published_loss
 
     args = parse_args(argv)

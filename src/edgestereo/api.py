@@ -114,7 +114,7 @@ def _make_predictor(model: Any, pretrained: Any, device: str | None, precision: 
     from edgestereo.runtime.predictor import TorchPredictor
 
     if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
-        from edgestereo.runtime.onnx import OnnxPredictor
+        from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
         return OnnxPredictor(model, device=device)
     if model is None or isinstance(model, str):

@@ -64,9 +64,9 @@ def test_a_stage_table_needs_ground_truth_and_distinct_labels():
 def stage_files(monkeypatch, tmp_path) -> dict[str, Path]:
     """Float and fine-tuned weights of the tiny network, the float ONNX file and its int8 QDQ form."""
     from edgestereo.data import create_dataset
-    from edgestereo.export.onnx import export_onnx
-    from edgestereo.export.quantize import QuantizeOptions, calibration_feeds, quantize_onnx
+    from edgestereo.export.exporter import export_onnx
     from edgestereo.models import create_model, save_pretrained
+    from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
 
     register_tiny_qat(monkeypatch)
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 
 from edgestereo.apps.cli import main
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from volume3d_fixtures import calibrate_batchnorm, pair_tensors, write_lightning_checkpoint
 

@@ -14,7 +14,7 @@ import torch
 from edgestereo.apps.cli import main
 from edgestereo.data.io import read_pfm, write_image
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from stereo_fixtures import shifted_pair
 

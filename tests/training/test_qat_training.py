@@ -13,9 +13,9 @@ import torch
 from edgestereo.apps.cli import main
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
-from edgestereo.export.quantize import is_quantized
 from edgestereo.models import create_model, save_pretrained
-from edgestereo.training.cli import run_training
+from edgestereo.quant.ptq import is_quantized
+from edgestereo.training.lightning_cli import run_training
 from tiny_qat_stereo import TINY_QAT_NAME, TinyQATStereo, register_tiny_qat
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

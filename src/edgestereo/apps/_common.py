@@ -96,7 +96,7 @@ def _check_onnx_args(args: argparse.Namespace) -> None:
 def build_predictor(args: argparse.Namespace) -> Any:
     """The predictor the model arguments describe: PyTorch, or ONNX Runtime with --onnx."""
     if getattr(args, "onnx", None):
-        from edgestereo.runtime.onnx import OnnxPredictor
+        from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
         _check_onnx_args(args)
         return OnnxPredictor(args.onnx, device=args.device)

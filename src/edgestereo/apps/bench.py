@@ -70,7 +70,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _onnx_runner(args: argparse.Namespace, path: str):
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.runtime.bench import OnnxBenchRunner
+    from edgestereo.runtime.benchmark import OnnxBenchRunner
 
     runner = OnnxBenchRunner(path, threads=args.threads, device=args.device)
     height, width = runner.input_size
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from edgestereo.apps._common import config_overrides
     from edgestereo.data.io import atomic_path
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.runtime.bench import TorchBenchRunner, _check_size, benchmark, format_results
+    from edgestereo.runtime.benchmark import TorchBenchRunner, _check_size, benchmark, format_results
 
     _check_args(args)
     overrides = {} if args.onnx else config_overrides(argparse.Namespace(
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 runner = TorchBenchRunner(model, args.height, args.width, device=args.device,
                                           precision=args.precision or "fp32", model_factory=build)
             else:
-                from edgestereo.export.onnx import export_onnx
+                from edgestereo.export.exporter import export_onnx
 
                 if args.precision not in (None, "fp32"):
                     raise EdgeStereoError(f"--runtime onnxruntime with --model exports fp32; for {args.precision} "

@@ -128,10 +128,10 @@ def _build_stage(label: str, path: Path, args: argparse.Namespace) -> Any:
     from edgestereo.evaluation.stages import Stage
 
     if path.suffix == ".onnx":
-        from edgestereo.runtime.bench import onnx_precision
-        from edgestereo.runtime.onnx import OnnxPredictor
+        from edgestereo.runtime.onnx_file import graph_precision
+        from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
-        return Stage(label, OnnxPredictor(path, device=args.device), f"onnxruntime {onnx_precision(path)}", str(path))
+        return Stage(label, OnnxPredictor(path, device=args.device), f"onnxruntime {graph_precision(path)}", str(path))
     from edgestereo.apps._common import config_overrides
     from edgestereo.models import create_model
     from edgestereo.models._checkpoint import checkpoint_model_name

@@ -22,7 +22,8 @@ HELP = "export a model to ONNX for a target (npu4d, tensorrt, generic) and check
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgestereo.export.onnx import MAX_OPSET, MIN_OPSET, PROFILES
+    from edgestereo.export.exporter import MAX_OPSET, MIN_OPSET
+    from edgestereo.export.profiles import PROFILES
 
     parser.add_argument("--model", required=True, help="registered model name (see `edgestereo models`)")
     parser.add_argument("--pretrained", default=None, metavar="PATH",
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from edgestereo.errors import EdgeStereoError
     from edgestereo.export.check import check_onnx
-    from edgestereo.export.onnx import export_onnx, verify_onnx
+    from edgestereo.export.exporter import export_onnx, verify_onnx
     from edgestereo.models import create_model
 
     out = Path(args.out)
