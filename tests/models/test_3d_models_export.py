@@ -75,6 +75,6 @@ def test_cli_infer_with_a_lightning_checkpoint_and_export(tmp_path, capsys):
     assert "parity" in capsys.readouterr().out
     assert main(["check-onnx", str(onnx_path), "--profile", "npu4d"]) == 0
     assert "max rank    4" in capsys.readouterr().out
-    assert main(["export", "--model", "gwcnet-g", "--max-disp", "40", "--height", "64", "--width", "128",
-                 "--out", str(tmp_path / "bad.onnx")]) == 2
+    assert main(["export", "--model", "gwcnet-g", "--random-weights", "--max-disp", "40", "--height", "64",
+                 "--width", "128", "--out", str(tmp_path / "bad.onnx")]) == 2
     assert "multiple of 16" in capsys.readouterr().err

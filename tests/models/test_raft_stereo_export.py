@@ -98,7 +98,7 @@ def test_infer_with_the_checkpoint_and_with_the_onnx_file_agree(realtime, tmp_pa
 
 
 def test_export_size_not_divisible_names_the_nearest_sizes(tmp_path, capsys):
-    code = main(["export", "--model", "raft-stereo-realtime", "--height", "100", "--width", "250",
+    code = main(["export", "--model", "raft-stereo-realtime", "--random-weights", "--height", "100", "--width", "250",
                  "--out", str(tmp_path / "x.onnx")])
     error = capsys.readouterr().err
     assert code == 2 and "multiples of 32" in error

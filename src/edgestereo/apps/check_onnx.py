@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edgestereo.export.profiles import PROFILES
 
     parser.add_argument("file", help="ONNX file")
-    parser.add_argument("--profile", default="npu4d", choices=PROFILES, help="deployment target (default npu4d)")
+    parser.add_argument("--profile", default="npu4d", choices=list(PROFILES), help="deployment target (default npu4d)")
 
 
 def run(args: argparse.Namespace) -> int:

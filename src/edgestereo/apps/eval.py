@@ -117,6 +117,7 @@ def _parse_stage(item: str) -> tuple[str, Path]:
 
 def _check_stage_args(args: argparse.Namespace) -> None:
     clashes = [option for option, given in (("--pretrained", args.pretrained is not None),
+                                            ("--random-weights", args.random_weights),
                                             ("--onnx", args.onnx is not None),
                                             ("--save-pred", args.save_pred is not None)) if given]
     if clashes:
@@ -124,24 +125,18 @@ def _check_stage_args(args: argparse.Namespace) -> None:
 
 
 def _build_stage(label: str, path: Path, args: argparse.Namespace) -> Any:
-    """A :class:`Stage`: an .onnx file in ONNX Runtime, any other file as weights in PyTorch."""
+    """A :class:`Stage`: an .onnx file in ONNX Runtime, any other file as weights in PyTorch (the
+    model the file records, or --model)."""
+    from edgestereo.apps._common import config_overrides
     from edgestereo.evaluation.stages import Stage
+    from edgestereo.runtime.factory import create_predictor
 
     if path.suffix == ".onnx":
-        from edgestereo.runtime.onnx_file import graph_precision
-        from edgestereo.runtime.onnx_predictor import OnnxPredictor
-
-        return Stage(label, OnnxPredictor(path, device=args.device), f"onnxruntime {graph_precision(path)}", str(path))
-    from edgestereo.apps._common import config_overrides
-    from edgestereo.models import create_model
-    from edgestereo.models._checkpoint import checkpoint_model_name
-    from edgestereo.runtime.predictor import TorchPredictor
-
-    name = args.model or checkpoint_model_name(path)
-    if name is None:
-        raise EdgeStereoError(f"--stage {label}={path}: the file does not name its model; add --model NAME")
-    model = create_model(name, pretrained=path, **config_overrides(args))
-    return Stage(label, TorchPredictor(model, args.device, args.precision), f"torch {args.precision}", str(path))
+        predictor = create_predictor(path, device=args.device, threads=args.threads)
+    else:
+        predictor = create_predictor(args.model, pretrained=path, device=args.device, precision=args.precision,
+                                     threads=args.threads, config=config_overrides(args))
+    return Stage(label, predictor, f"{predictor.runtime} {predictor.precision}", str(path))
 
 
 def _run_stages(args: argparse.Namespace, datasets: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
@@ -166,8 +161,8 @@ def _run_stages(args: argparse.Namespace, datasets: list[tuple[str, Any, Any]]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgestereo.apps._common import build_predictor, prepare_output_dir
-    from edgestereo.data.io import atomic_path
+    from edgestereo.apps._common import build_predictor
+    from edgestereo.data.io import atomic_path, prepare_output_dir
     from edgestereo.evaluation.evaluator import evaluate, format_report
 
     if args.limit is not None and args.limit < 1:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 
+from edgestereo.apps._common import add_threads_argument
+
 HELP = "INT8 post-training quantization of an ONNX file (QDQ), sensitivity analysis, mixed precision"
 
 
@@ -47,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="7-bit weights: avoids int16 saturation in x86 int8 kernels on CPUs without VNNI")
     quant.add_argument("--keep-float", nargs="+", default=[], metavar="NODE_PATTERN",
                        help="leave nodes whose name matches in float, e.g. '/regression/*' '/superpixel/*'")
-    quant.add_argument("--profile", default="npu4d", choices=PROFILES, help="check the result against this target "
-                       "(default npu4d; exit 1 on a violation)")
+    quant.add_argument("--profile", default="npu4d", choices=list(PROFILES),
+                       help="check the result against this target (default npu4d; exit 1 on a violation)")
     analysis = parser.add_argument_group("sensitivity analysis")
     analysis.add_argument("--analyze", action="store_true",
                           help="quantize one layer group at a time, print each EPE cost, propose --keep-float")
@@ -58,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     analysis.add_argument("--eval-samples", type=int, default=16, metavar="N", help="pairs scored (default 16)")
     analysis.add_argument("--group-depth", type=int, default=1, metavar="D",
                           help="module-path depth that forms a layer group (default 1: /backbone, /neck, …)")
-    parser.add_argument("--threads", type=int, default=None, metavar="T", help="ONNX Runtime threads for scoring")
+    add_threads_argument(parser, "ONNX Runtime while --analyze scores, and OpenCV")
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 
 from edgestereo.models._base import StereoModel, TrainingLoss
 from edgestereo.models._checkpoint import read_checkpoint
-from edgestereo.models._factory import create_model, default_weights, load_model, resolve_weights, save_pretrained
+from edgestereo.models._factory import create_model, load_model, resolve_weights, save_pretrained
 from edgestereo.models._registry import DEFAULT_MODEL, get_model_entry, list_models, register_model
 
 __all__ = [
@@ -10,7 +10,6 @@ __all__ = [
     "StereoModel",
     "TrainingLoss",
     "create_model",
-    "default_weights",
     "get_model_entry",
     "list_models",
     "load_model",

@@ -22,7 +22,7 @@ from edgestereo.models._checkpoint import (
 )
 from edgestereo.models._registry import ModelEntry, get_model_entry, list_models
 
-__all__ = ["create_model", "default_weights", "load_model", "load_pretrained", "packaged_weights_path",
+__all__ = ["create_model", "load_model", "load_pretrained", "packaged_weights_path",
            "resolve_weights", "save_pretrained"]
 
 
@@ -50,14 +50,6 @@ def create_model(
     if deploy:
         model.deploy()
     return model.eval()
-
-
-def default_weights(name: str, pretrained: bool | str | Path | None = None) -> bool | str | Path | None:
-    """What the applications load for ``name``: ``pretrained`` when given, else True (the packaged
-    weights) for a model that ships them, else None (random initialisation)."""
-    if pretrained is not None:
-        return pretrained
-    return True if get_model_entry(name).packaged_weights else None
 
 
 def resolve_weights(name: str, pretrained: str | Path | None = None, *,

@@ -16,14 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel, build_config
 
 __all__ = ["DEFAULT_MODEL", "ModelEntry", "get_model_entry", "list_models", "register_model"]
-
-#: the model used when none is named: StereoNetPlus-small with the weights packaged with edgestereo
-#: (trained on the built-in synthetic set).
-DEFAULT_MODEL = "stereonet-plus-small"
 
 
 @dataclass(frozen=True)

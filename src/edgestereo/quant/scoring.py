@@ -61,9 +61,9 @@ def score_onnx(
 ) -> dict[str, float]:
     """EPE, bad-τ and D1 of an ONNX file over data-set samples (centre-cropped to the graph's size;
     pixels over all samples pooled). Samples need ``disp`` and ``valid``."""
-    from edgestereo.runtime.onnx_predictor import OnnxPredictor
+    from edgestereo.runtime.factory import create_predictor
 
-    predictor = OnnxPredictor(path, threads=threads, providers=["CPUExecutionProvider"])
+    predictor = create_predictor(Path(path), device="cpu", threads=threads)
     height, width = predictor.input_size
     fitted = [fit_sample(sample, height, width) for sample in samples]
     return _pooled_metrics([predictor(s["left"], s["right"]) for s in fitted], fitted)

@@ -198,7 +198,6 @@ class OnnxBenchRunner:
     runtime = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = "cpu") -> None:
-        from edgestereo.runtime.onnx_file import graph_precision
         from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
         self.predictor = OnnxPredictor(path, threads=threads, device=device)
@@ -207,7 +206,7 @@ class OnnxBenchRunner:
             raise EdgeStereoError(f"{path}: the graph has a dynamic input size; export it at a fixed size")
         self.input_size = (height, width)
         self.name = self.predictor.name
-        self.precision = graph_precision(path)
+        self.precision = self.predictor.precision
 
     def prepare(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return tuple(np.ascontiguousarray(im.transpose(2, 0, 1)[None], dtype=np.float32) for im in (left, right))

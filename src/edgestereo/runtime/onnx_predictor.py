@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgestereo.errors import EdgeStereoError, ReadError
-from edgestereo.runtime.onnx_file import OnnxMetadata
+from edgestereo.runtime.onnx_file import OnnxMetadata, graph_precision
 
 __all__ = ["OnnxPredictor", "ort_error_message", "providers_for_device"]
 
@@ -70,8 +70,11 @@ class OnnxPredictor:
 
     threads: intra-op threads (default: ONNX Runtime's choice). providers: execution providers in
     order of preference (default: CUDA when available, then CPU); ``device`` picks them like
-    ``--device`` does when ``providers`` is not given.
+    ``--device`` does when ``providers`` is not given. ``precision`` is the graph's ("fp32", "fp16",
+    "int8"), as its metadata or, failing that, its operators say.
     """
+
+    runtime = "onnxruntime"
 
     def __init__(
         self,
@@ -108,6 +111,7 @@ class OnnxPredictor:
         self._left, self._right, self._dtype, self.input_size = self._read_inputs()
         self._output = self.session.get_outputs()[0].name
         self.name = f"{self.metadata.model or self.path.stem} (onnx)"
+        self.precision = self.metadata.precision or graph_precision(self.path)
 
     def _read_inputs(self) -> tuple[str, str, np.dtype, tuple[int | None, int | None]]:
         inputs = self.session.get_inputs()
