@@ -3,7 +3,7 @@
 For each model: N frame pairs are written as PNG (crops of the Middlebury motorcycle pair that
 scikit-image ships, resized so every frame differs a little), then
   * inference alone: the predictor the apps use, on already decoded arrays, median over N runs,
-    in a worker thread as the pipeline's infer stage runs it (on a busy machine PyTorch's OpenMP
+    in a worker thread as the pipeline's infer step runs it (on a busy machine PyTorch's OpenMP
     pool behaves very differently in the main thread, which would skew the comparison);
   * batch: `edgestereo batch --dir … --video out.mp4` with the same warm predictor, which reads the
     PNGs, infers, writes disparity .pfm + coloured .png per frame and encodes the MP4.

@@ -6,7 +6,7 @@ entry points left PyTorch for torchao (``torch.ao.quantization.quantize_pt2e`` i
 training, and with the x86 quantizer inserts the scheme ``edgestereo quantize --per-channel``
 writes: int8 symmetric per-channel weights, uint8 asymmetric per-tensor activations.
 
-The stages, as the StereoNetPlus reference runs them:
+The variants of the precision table, as the StereoNetPlus reference runs them:
 
 1. float: the network in PyTorch;
 2. calibrated: fake quantization in PyTorch with ranges observed on calibration pairs;
@@ -17,7 +17,7 @@ The stages, as the StereoNetPlus reference runs them:
 
 The training graph is exported with the batch dimension dynamic and H, W fixed (training crops are).
 ``edgestereo train`` runs it with ``model.quant: qat`` (:class:`~edgestereo.training.StereoLitModule`);
-:mod:`edgestereo.evaluation.stages` prints the stage table.
+:mod:`edgestereo.evaluation.precision_table` prints the precision table.
 """
 
 from __future__ import annotations
