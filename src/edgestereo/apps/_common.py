@@ -118,7 +118,7 @@ def build_predictor(args: argparse.Namespace) -> Any:
         if clashes:
             raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
                                   "(export with those options instead)")
-    return create_predictor(args.onnx or args.model, pretrained=args.pretrained, random_weights=args.random_weights,
+    return create_predictor(args.model, onnx=args.onnx, pretrained=args.pretrained, random_weights=args.random_weights,
                             device=args.device, precision=args.precision, threads=args.threads,
                             config=config_overrides(args))
 

@@ -134,7 +134,7 @@ def _build_variant(label: str, path: Path, args: argparse.Namespace) -> Any:
     from edgestereo.runtime.factory import create_predictor
 
     if path.suffix == ".onnx":
-        predictor = create_predictor(path, device=args.device, threads=args.threads)
+        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads)
     else:
         predictor = create_predictor(args.model, pretrained=path, device=args.device, precision=args.precision,
                                      threads=args.threads, config=config_overrides(args))

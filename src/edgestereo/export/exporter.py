@@ -280,10 +280,10 @@ def verify_onnx(
     import numpy as np
     import torch
 
-    from edgestereo.runtime.onnx_predictor import OnnxPredictor
+    from edgestereo.runtime.factory import create_predictor
 
     path = Path(path)
-    predictor = OnnxPredictor(path, providers=["CPUExecutionProvider"])
+    predictor = create_predictor(onnx=path, device="cpu")
     height, width = predictor.input_size
     if left is None or right is None:
         left, right = model.example_inputs(height, width)

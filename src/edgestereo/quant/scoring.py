@@ -63,7 +63,7 @@ def score_onnx(
     pixels over all samples pooled). Samples need ``disp`` and ``valid``."""
     from edgestereo.runtime.factory import create_predictor
 
-    predictor = create_predictor(Path(path), device="cpu", threads=threads)
+    predictor = create_predictor(onnx=path, device="cpu", threads=threads)
     height, width = predictor.input_size
     fitted = [fit_sample(sample, height, width) for sample in samples]
     return _pooled_metrics([predictor(s["left"], s["right"]) for s in fitted], fitted)

@@ -198,9 +198,9 @@ class OnnxBenchRunner:
     runtime = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = "cpu") -> None:
-        from edgestereo.runtime.onnx_predictor import OnnxPredictor
+        from edgestereo.runtime.factory import create_predictor
 
-        self.predictor = OnnxPredictor(path, threads=threads, device=device)
+        self.predictor = create_predictor(onnx=path, threads=threads, device=device)
         height, width = self.predictor.input_size
         if height is None or width is None:
             raise EdgeStereoError(f"{path}: the graph has a dynamic input size; export it at a fixed size")

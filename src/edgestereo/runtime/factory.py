@@ -101,6 +101,7 @@ def load_network(
 def create_predictor(
     model: Any = None,
     *,
+    onnx: str | Path | None = None,
     pretrained: str | Path | None = None,
     random_weights: bool = False,
     device: str | None = None,
@@ -112,25 +113,30 @@ def create_predictor(
 
     model: a registered name or a weights file (PyTorch, see :func:`load_network`), the path of an
     ``.onnx`` file (ONNX Runtime), a :class:`~edgestereo.models.StereoModel`, or a predictor already
-    (any callable of two images; returned as it is). device: "cpu", "cuda", "cuda:N" or "auto"/None.
-    precision: PyTorch autocast "fp32", "bf16" or "fp16". threads: intra-op threads (None leaves
-    the process's settings as they are; the commands default to :data:`DEFAULT_THREADS`).
+    (any callable of two images; returned as it is). onnx: an exported ONNX file whatever its name
+    ends in, instead of ``model``. device: "cpu", "cuda", "cuda:N" or "auto"/None. precision:
+    PyTorch autocast "fp32", "bf16" or "fp16". threads: intra-op threads (None leaves the process's
+    settings as they are; the commands default to :data:`DEFAULT_THREADS`).
     """
     from edgestereo.models import StereoModel
     from edgestereo.runtime.predictor import TorchPredictor
 
+    if onnx is not None and model is not None:
+        raise EdgeStereoError(f"give a model or an ONNX file, not both ({model} and {onnx})")
+    if onnx is None and is_onnx(model):
+        onnx, model = model, None
     if threads is not None:
-        set_threads(threads, torch=not is_onnx(model))
-    if is_onnx(model):
+        set_threads(threads, torch=onnx is None)
+    if onnx is not None:
         from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
         given = [option for option, used in (("pretrained weights", pretrained is not None),
                                              ("random weights", random_weights), ("config overrides", bool(config)),
                                              (f"precision {precision}", precision != "fp32")) if used]
         if given:
-            raise EdgeStereoError(f"{model} is an exported ONNX file and runs as it was exported; it cannot take "
+            raise EdgeStereoError(f"{onnx} is an exported ONNX file and runs as it was exported; it cannot take "
                                   f"{', '.join(given)} (export with those instead)")
-        return OnnxPredictor(model, threads=threads, device=device)
+        return OnnxPredictor(onnx, threads=threads, device=device)
     if isinstance(model, StereoModel):
         return TorchPredictor(model, device, precision)
     if model is None or isinstance(model, (str, Path)):
