@@ -1,4 +1,4 @@
-"""A tiny test-only network that torchao's x86 QAT quantizer accepts, so QAT and stage-table tests
+"""A tiny test-only network that torchao's x86 QAT quantizer accepts, so QAT and precision-table tests
 do not pay for tracing a real model (a minute and more for stereonet-plus-small on a 2-core CPU).
 
 Conv+BN+ReLU features run once on both views stacked as a batch (the quantizer refuses a
