@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgestereo.export.onnx import export_onnx
+from edgestereo.export.exporter import export_onnx
 from edgestereo.models import create_model
-from edgestereo.runtime.bench import environment, random_pair
-from edgestereo.runtime.onnx import OnnxPredictor
+from edgestereo.runtime.benchmark import environment, random_pair
+from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
 
 @dataclass

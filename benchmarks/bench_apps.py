@@ -3,7 +3,7 @@
 For each model: N frame pairs are written as PNG (crops of the Middlebury motorcycle pair that
 scikit-image ships, resized so every frame differs a little), then
   * inference alone: the predictor the apps use, on already decoded arrays, median over N runs,
-    in a worker thread as the pipeline's infer stage runs it (on a busy machine PyTorch's OpenMP
+    in a worker thread as the pipeline's infer step runs it (on a busy machine PyTorch's OpenMP
     pool behaves very differently in the main thread, which would skew the comparison);
   * batch: `edgestereo batch --dir … --video out.mp4` with the same warm predictor, which reads the
     PNGs, infers, writes disparity .pfm + coloured .png per frame and encodes the MP4.
@@ -18,8 +18,6 @@ usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import statistics
 import tempfile
@@ -30,12 +28,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgestereo.apps._common import build_predictor
-from edgestereo.apps.batch import run_batch
-from edgestereo.apps.cli import build_parser
 from edgestereo.data.io import write_image
 from edgestereo.data.samples import load_motorcycle
 from edgestereo.models import list_models
+from edgestereo.runtime.batch_runner import BatchOptions, list_pairs, run_batch
+from edgestereo.runtime.factory import DEFAULT_THREADS, create_predictor
 
 MODELS = ("sgbm", "stereonet-plus", "raft-stereo-realtime")
 
@@ -60,11 +57,10 @@ def write_frames(folder: Path, count: int, height: int, width: int) -> list[tupl
     return pairs
 
 
-def bench_model(name: str, pairs, folder: Path) -> dict[str, float]:
+def bench_model(name: str, pairs, folder: Path, threads: int) -> dict[str, float]:
     out = folder / f"out-{name}"
-    args = build_parser().parse_args(["batch", "--dir", str(folder), "--out", str(out), "--model", name,
-                                      "--video", str(out / "batch.mp4"), "--overwrite"])
-    predictor = build_predictor(args)
+    options = BatchOptions(out=out, video=out / "batch.mp4", overwrite=True)
+    predictor = create_predictor(name, random_weights=True, threads=threads)
     latencies: list[float] = []
 
     def time_inference() -> None:
@@ -77,8 +73,7 @@ def bench_model(name: str, pairs, folder: Path) -> dict[str, float]:
     worker = threading.Thread(target=time_inference)
     worker.start()
     worker.join()
-    with contextlib.redirect_stdout(io.StringIO()):
-        summary = run_batch(args, predictor)
+    summary = run_batch(list_pairs(folder=folder), predictor, options, progress=False)
     if summary.failed:
         raise RuntimeError(f"{name}: batch frames failed: {summary.failed}")
     infer_ms = statistics.median(latencies)
@@ -93,6 +88,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                         help="frame size (default 384 640, quick 96 160)")
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help=f"intra-op threads (default {DEFAULT_THREADS}, as the commands)")
     opts = parser.parse_args()
     height, width = opts.size or ((96, 160) if opts.quick else (384, 640))
     count = opts.frames or (3 if opts.quick else 10)
@@ -105,7 +102,7 @@ def main() -> None:
             if name not in known:
                 rows.append(f"| {name} | {height}x{width} | not registered | | | | |")
                 continue
-            r = bench_model(name, pairs, folder)
+            r = bench_model(name, pairs, folder, opts.threads)
             rows.append(f"| {name} | {height}x{width} | {r['infer_ms']:.1f} | {r['infer_fps']:.2f} | "
                         f"{r['batch_infer_ms']:.1f} | {r['batch_fps']:.2f} | {r['batch_fps'] / r['infer_fps']:.2f} |")
     load = os.getloadavg()

@@ -53,11 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from edgestereo.apps.quantize import load_samples
-    from edgestereo.export.onnx import export_onnx
-    from edgestereo.export.quantize import QuantizeOptions, calibration_feeds, quantize_onnx
+    from edgestereo.export.exporter import export_onnx
     from edgestereo.models import create_model
-    from edgestereo.runtime.bench import OnnxBenchRunner, TorchBenchRunner, benchmark
+    from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
+    from edgestereo.quant.scoring import load_samples
+    from edgestereo.runtime.benchmark import OnnxBenchRunner, TorchBenchRunner, benchmark
 
     args = parse_args(argv)
     if args.threads:

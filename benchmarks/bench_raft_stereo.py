@@ -38,7 +38,7 @@ import onnxruntime as ort
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from edgestereo.runtime.bench import environment
+from edgestereo.runtime.benchmark import environment
 
 #: row key → (label, runtime, precision, path).
 CONFIGURATIONS = {
@@ -78,7 +78,7 @@ def _model(args: argparse.Namespace, path: str):
 
 def _export(args: argparse.Namespace, onnx_path: Path) -> None:
     """The npu4d file, written in a process of its own so the timed one holds only the ONNX session."""
-    from edgestereo.export.onnx import export_onnx
+    from edgestereo.export.exporter import export_onnx
 
     export_onnx(_model(args, "deploy"), onnx_path, args.height, args.width, profile="npu4d")
 
@@ -90,7 +90,7 @@ def _measure(label: str, runtime: str, precision: str, path: str, args: argparse
     ``--runs``); when not even two fit, the first call is the figure."""
     import resource
 
-    from edgestereo.runtime.bench import OnnxBenchRunner, TorchBenchRunner, random_pair
+    from edgestereo.runtime.benchmark import OnnxBenchRunner, TorchBenchRunner, random_pair
 
     torch.set_num_threads(args.threads)
     if runtime == "onnxruntime":

@@ -36,9 +36,9 @@ import onnxruntime as ort
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from edgestereo.export.onnx import export_onnx
+from edgestereo.export.exporter import export_onnx
 from edgestereo.models import StereoModel, create_model, list_models
-from edgestereo.runtime.onnx import OnnxPredictor
+from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
 BASELINES = ("raft-stereo-realtime", "sgbm")
 SIZES = ((384, 640), (544, 960))

@@ -30,14 +30,14 @@ import platform
 import numpy as np
 import torch
 
-from edgestereo.api import DEFAULT_MODEL
+from edgestereo import DEFAULT_MODEL
 from edgestereo.data.datasets import create_dataset
 from edgestereo.data.samples import load_motorcycle
 from edgestereo.data.synthetic.textures import VALIDATION_PHOTOS
+from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.evaluator import evaluate
 from edgestereo.evaluation.metrics import block_pattern_ratio, disparity_metrics, linear_fit, occluded_in_right_view
-from edgestereo.models import create_model, default_weights
-from edgestereo.runtime.predictor import TorchPredictor
+from edgestereo.runtime.factory import create_predictor
 
 METRICS = ("epe", "bad1", "bad2", "bad3", "d1")
 
@@ -94,12 +94,12 @@ def main() -> None:
     parser.add_argument("--max-disp", type=float, default=192.0, help="synthetic disparity range (px)")
     args = parser.parse_args()
 
-    weights = default_weights(args.model, args.pretrained)
-    if weights is None:
-        parser.error(f"{args.model} ships no weights: give --pretrained")
-    label = f"{args.model} ({'packaged weights' if weights is True else weights})"
-    methods = [(label, TorchPredictor(create_model(args.model, pretrained=weights))),
-               ("sgbm (edgestereo defaults)", TorchPredictor(create_model("sgbm")))]
+    try:
+        predictor = create_predictor(args.model, pretrained=args.pretrained)
+    except EdgeStereoError as exc:
+        parser.error(str(exc))
+    label = f"{args.model} ({args.pretrained or 'packaged weights'})"
+    methods = [(label, predictor), ("sgbm (edgestereo defaults)", create_predictor("sgbm"))]
     synthetic = create_dataset("synthetic", split="test", num=args.num, size=tuple(args.size),
                                max_disp=args.max_disp, seed=0)
     photographs = create_dataset("synthetic", split="val", num=args.photo_num, size=tuple(args.size),

@@ -1,4 +1,4 @@
-"""A tiny test-only network that torchao's x86 QAT quantizer accepts, so QAT and stage-table tests
+"""A tiny test-only network that torchao's x86 QAT quantizer accepts, so QAT and precision-table tests
 do not pay for tracing a real model (a minute and more for stereonet-plus-small on a 2-core CPU).
 
 Conv+BN+ReLU features run once on both views stacked as a batch (the quantizer refuses a
@@ -10,7 +10,6 @@ to the registry and gives it a published loss for one test.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import pytest
 import torch
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.models import _registry
-from edgestereo.models._base import StereoModel, build_config
+from edgestereo.models._base import StereoModel, TrainingLoss, build_config
 from edgestereo.ops.correlation import Correlation1d
 
 TINY_QAT_NAME = "tiny-qat-stereo"
@@ -34,6 +33,7 @@ class TinyQATStereo(StereoModel):
     """left, right (B,3,H,W) in [0,255] → disparity (B,1,H,W) px; H, W multiples of 4."""
 
     divisor = 4
+    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss", {"weights": (1.0,)})
 
     def __init__(self, config: TinyQATConfig) -> None:
         super().__init__()
@@ -61,12 +61,8 @@ def tiny_qat_factory(**overrides) -> TinyQATStereo:
 
 
 def register_tiny_qat(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Registers the tiny network, with a one-prediction smooth-L1 published loss, for one test."""
-    from edgestereo.training import losses
-
+    """Registers the tiny network (its published loss: smooth-L1 on its one prediction) for one test."""
     _registry.list_models()  # load the real families first, so the entry is not lost to a later load
-    entry = _registry.ModelEntry(TINY_QAT_NAME, tiny_qat_factory, "test-only tiny network for QAT")
+    entry = _registry.ModelEntry(TINY_QAT_NAME, TinyQATStereo, TinyQATConfig(), "test-only tiny network for QAT")
     monkeypatch.setitem(_registry._REGISTRY, TINY_QAT_NAME, entry)
-    monkeypatch.setitem(losses.PUBLISHED_LOSSES, TinyQATStereo.__name__,
-                        partial(losses.MultiScaleSmoothL1Loss, weights=(1.0,)))
     return TINY_QAT_NAME

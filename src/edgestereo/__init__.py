@@ -13,6 +13,9 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
+#: the model used when none is named: StereoNetPlus-small with the weights packaged with edgestereo
+#: (trained on the built-in synthetic set).
+DEFAULT_MODEL = "stereonet-plus-small"
 
 _EXPORTS = {
     "create_model": "edgestereo.models",
@@ -21,12 +24,13 @@ _EXPORTS = {
     "save_pretrained": "edgestereo.models",
     "StereoModel": "edgestereo.models",
     "predict": "edgestereo.api",
+    "create_predictor": "edgestereo.runtime.factory",
     "StereoResult": "edgestereo.api",
     "StereoCalibration": "edgestereo.geometry",
     "EdgeStereoError": "edgestereo.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "DEFAULT_MODEL"])
 
 
 def __getattr__(name: str) -> Any:

@@ -34,6 +34,7 @@ from edgestereo.geometry import StereoCalibration
 
 __all__ = [
     "ChessboardCalibration",
+    "FocalBaseline",
     "Rectifier",
     "StereoRig",
     "StereoSetup",
@@ -167,6 +168,26 @@ class StereoSetup:
         if self.rectified is None:
             raise EdgeStereoError("a StereoSetup needs a rig or rectified intrinsics")
         return Rectifier(tuple(image_size), self.rectified)
+
+
+@dataclass(frozen=True)
+class FocalBaseline:
+    """Views that arrive rectified, described by a focal length (pixels) and a baseline only
+    (``--focal``/``--baseline``/``--doffs``): the principal point is the frame's centre, so the
+    intrinsics follow the frame size. Used where a :class:`StereoSetup` is."""
+
+    focal: float
+    baseline: float
+    doffs: float = 0.0
+    unit: str = ""
+    image_size: tuple[int, int] | None = None
+
+    def rectifier(self, image_size: tuple[int, int], alpha: float = 0.0) -> Rectifier:
+        """The pass-through :class:`Rectifier` for frames of ``image_size`` (W, H) (``alpha`` does not apply)."""
+        del alpha
+        width, height = image_size
+        return Rectifier(tuple(image_size),
+                         StereoCalibration.from_focal(self.focal, self.baseline, width, height, self.doffs))
 
 
 # --------------------------------------------------------------------------- reading

@@ -1,4 +1,4 @@
-"""The one exception class for user mistakes (bad files, options, checkpoints).
+"""The exception classes for user mistakes (bad files, options, checkpoints, missing weights).
 
 The CLI turns an :class:`EdgeStereoError` into a one-line message and exit code 2; anything
 else is a bug and keeps its traceback.
@@ -20,3 +20,12 @@ class ReadError(EdgeStereoError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class WeightsRequiredError(EdgeStereoError):
+    """A network was asked to run with no weights given and none packaged for it; ``model`` is its name."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"{model} ships no weights with edgestereo: give a checkpoint with --pretrained FILE "
+                         "(Python: pretrained=FILE), or --random-weights for an untrained network")

@@ -149,7 +149,7 @@ def test_onnx_runtime_goes_through_the_same_batch_path(folder, capsys):
     batch code is the same, so the disparities agree."""
     import torch
 
-    from edgestereo.export.onnx import export_onnx
+    from edgestereo.export.exporter import export_onnx
     from edgestereo.models import create_model, save_pretrained
 
     torch.manual_seed(0)

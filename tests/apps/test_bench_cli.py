@@ -39,7 +39,8 @@ def test_bench_onnx_file(tmp_path, capsys):
 
 
 def test_bench_model_through_onnxruntime(tmp_path, capsys):
-    code = main(["bench", "--model", "stereonet-plus-small", "--max-disp", "32", "--runtime", "onnxruntime",
+    code = main(["bench", "--model", "stereonet-plus-small", "--random-weights", "--max-disp", "32", "--runtime",
+                 "onnxruntime",
                  "--height", "64", "--width", "64", "--iters", "1", "--warmup", "0"])
     assert code == 0
     assert "stereonet-plus-small  onnxruntime  fp32" in capsys.readouterr().out
@@ -47,7 +48,8 @@ def test_bench_model_through_onnxruntime(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--model", "stereonet-plus-small", "--height", "100", "--width", "70"], "cannot take 70x100"),
-    (["--model", "raft-stereo-realtime", "--height", "64", "--width", "64", "--warmup", "1"], "too small"),
+    (["--model", "raft-stereo-realtime", "--random-weights", "--height", "64", "--width", "64", "--warmup", "1"],
+     "too small"),
     (["--model", "sgbm", "--height", "32"], "--model needs --height and --width"),
     (["--model", "sgbm", "--height", "32", "--width", "32", "--streams", "0"], "--streams must be ≥ 1"),
     (["--model", "sgbm", "--height", "32", "--width", "32", "--precision", "int8"], "int8 runs in ONNX Runtime"),

@@ -147,7 +147,7 @@ def test_eval_cli_runs_an_onnx_file_through_the_same_interface(tmp_path, capsys)
     """--onnx and the PyTorch model it was exported from score the same."""
     import torch
 
-    from edgestereo.export.onnx import export_onnx
+    from edgestereo.export.exporter import export_onnx
     from edgestereo.models import create_model, save_pretrained
 
     torch.manual_seed(0)

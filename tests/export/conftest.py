@@ -88,6 +88,6 @@ def tiny_model() -> TinyStereo:
 def registered_tiny(monkeypatch) -> str:
     """Registers the tiny network for the duration of one test (CLI tests build models by name)."""
     _registry.list_models()  # load the real families first, so the entry is not lost to a later load
-    entry = _registry.ModelEntry(TINY_NAME, tiny_factory, "test-only tiny stereo network")
+    entry = _registry.ModelEntry(TINY_NAME, TinyStereo, TinyStereoConfig(), "test-only tiny stereo network")
     monkeypatch.setitem(_registry._REGISTRY, TINY_NAME, entry)
     return TINY_NAME

@@ -6,7 +6,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.export.check import TENSORRT_OPS, check_onnx
+from edgestereo.export.check import check_onnx
+from edgestereo.export.profiles import TENSORRT_OPS
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17, extra_opsets=()):

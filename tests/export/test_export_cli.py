@@ -26,8 +26,8 @@ def _user_error(capsys, code, *fragments):
 
 def test_export_verify_and_check(registered_tiny, tmp_path, capsys):
     out = tmp_path / "tiny.onnx"
-    assert main(["export", "--model", registered_tiny, "--height", "32", "--width", "64", "--out", str(out),
-                 "--verify"]) == 0
+    assert main(["export", "--model", registered_tiny, "--random-weights", "--height", "32", "--width", "64",
+                 "--out", str(out), "--verify"]) == 0
     printed = capsys.readouterr().out
     assert f"wrote      {out}" in printed and "ok: fits npu4d" in printed and "max rank    4" in printed
     verify = next(line for line in printed.splitlines() if line.startswith("verify"))
@@ -39,8 +39,8 @@ def test_export_verify_and_check(registered_tiny, tmp_path, capsys):
 
 def test_check_onnx_exits_1_with_the_violations(registered_tiny, tmp_path, capsys):
     out = tmp_path / "ref.onnx"
-    assert main(["export", "--model", registered_tiny, "--height", "32", "--width", "32", "--out", str(out),
-                 "--profile", "generic"]) == 0
+    assert main(["export", "--model", registered_tiny, "--random-weights", "--height", "32", "--width", "32",
+                 "--out", str(out), "--profile", "generic"]) == 0
     capsys.readouterr()
     assert main(["check-onnx", str(out), "--profile", "npu4d"]) == 1
     printed = capsys.readouterr().out
@@ -49,14 +49,14 @@ def test_check_onnx_exits_1_with_the_violations(registered_tiny, tmp_path, capsy
 
 def test_config_options_pass_through(registered_tiny, tmp_path, capsys):
     out = tmp_path / "narrow.onnx"
-    assert main(["export", "--model", registered_tiny, "--height", "16", "--width", "32", "--out", str(out),
-                 "--max-disp", "16", "--set", "channels=16", "--fp16", "--external-data"]) == 0
+    assert main(["export", "--model", registered_tiny, "--random-weights", "--height", "16", "--width", "32",
+                 "--out", str(out), "--max-disp", "16", "--set", "channels=16", "--fp16", "--external-data"]) == 0
     assert json.loads(_metadata(out)["config"]) == {"max_disp": 16, "channels": 16}
     assert _metadata(out)["precision"] == "fp16" and (tmp_path / "narrow.onnx.data").is_file()
     capsys.readouterr()
     # the tiny network has no `iters`: the model's config names what it knows
-    code = main(["export", "--model", registered_tiny, "--height", "16", "--width", "32", "--out", str(out),
-                 "--iters", "7"])
+    code = main(["export", "--model", registered_tiny, "--random-weights", "--height", "16", "--width", "32",
+                 "--out", str(out), "--iters", "7"])
     _user_error(capsys, code, "unknown option(s) iters for TinyStereoConfig", "known: channels, max_disp")
 
 
@@ -66,7 +66,7 @@ def test_config_options_pass_through(registered_tiny, tmp_path, capsys):
     (["--height", "32", "--width", "64", "--set", "channels"], ["--set 'channels': expected KEY=VALUE"]),
 ])
 def test_export_user_errors(registered_tiny, tmp_path, capsys, args, fragments):
-    code = main(["export", "--model", registered_tiny, "--out", str(tmp_path / "x.onnx"), *args])
+    code = main(["export", "--model", registered_tiny, "--random-weights", "--out", str(tmp_path / "x.onnx"), *args])
     _user_error(capsys, code, *fragments)
     assert not any(tmp_path.iterdir())
 

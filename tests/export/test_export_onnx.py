@@ -6,7 +6,7 @@ import torch
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 
 HEIGHT, WIDTH = 32, 64
@@ -110,7 +110,7 @@ def test_sgbm_is_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize(("option", "match"), [({"profile": "npu"}, "unknown export profile"),
+@pytest.mark.parametrize(("option", "match"), [({"profile": "npu"}, "unknown profile"),
                                                ({"opset": 13}, "opset 13 is not supported")])
 def test_bad_options(tiny_model, tmp_path, option, match):
     with pytest.raises(EdgeStereoError, match=match):

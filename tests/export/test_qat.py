@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.export.qat import QATModel, score_torch
 from edgestereo.models import create_model
+from edgestereo.quant.qat import QATModel
+from edgestereo.quant.scoring import score_torch
 from tiny_qat_stereo import tiny_qat_factory
 
 

@@ -7,19 +7,18 @@ import pytest
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx
-from edgestereo.export.quantize import (
+from edgestereo.export.exporter import export_onnx
+from edgestereo.quant.ptq import (
     QuantizeOptions,
     analyze_sensitivity,
     calibration_feeds,
-    fit_sample,
     is_quantized,
     layer_groups,
     match_nodes,
     quantize_onnx,
-    score_onnx,
 )
-from edgestereo.runtime.onnx import OnnxPredictor
+from edgestereo.quant.scoring import fit_sample, score_onnx
+from edgestereo.runtime.onnx_predictor import OnnxPredictor
 from stereo_fixtures import shifted_pair
 
 HEIGHT, WIDTH = 32, 64

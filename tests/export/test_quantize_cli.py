@@ -4,8 +4,8 @@ import onnx
 import pytest
 
 from edgestereo.apps.cli import main
-from edgestereo.export.onnx import export_onnx
-from edgestereo.export.quantize import is_quantized
+from edgestereo.export.exporter import export_onnx
+from edgestereo.quant.ptq import is_quantized
 
 
 @pytest.fixture
@@ -30,11 +30,12 @@ def test_quantize_writes_a_checked_qdq_file(float_onnx, tmp_path, capsys):
 
 
 def test_calibration_set_smaller_than_asked_is_used_whole(float_onnx, tmp_path, capsys, monkeypatch):
-    from edgestereo.apps import quantize as app
+    from edgestereo.quant import scoring
 
-    real = app.load_samples
+    real = scoring.load_samples
     # a data set that holds 2 pairs, whatever is asked of it
-    monkeypatch.setattr(app, "load_samples", lambda name, root, split, num, *rest: real(name, root, split, 2, *rest))
+    monkeypatch.setattr(scoring, "load_samples",
+                        lambda name, root, split, num, *rest: real(name, root, split, 2, *rest))
     assert _quantize(float_onnx, "--num-samples", "5", "--out", str(tmp_path / "q.onnx")) == 0
     assert "asked for 5 calibration pairs, the data set has 2: used them all" in capsys.readouterr().out
 

@@ -8,7 +8,7 @@ import torch
 
 from edgestereo.apps.cli import main
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from volume3d_fixtures import calibrate_batchnorm, pair_tensors, write_lightning_checkpoint
 
@@ -75,6 +75,6 @@ def test_cli_infer_with_a_lightning_checkpoint_and_export(tmp_path, capsys):
     assert "parity" in capsys.readouterr().out
     assert main(["check-onnx", str(onnx_path), "--profile", "npu4d"]) == 0
     assert "max rank    4" in capsys.readouterr().out
-    assert main(["export", "--model", "gwcnet-g", "--max-disp", "40", "--height", "64", "--width", "128",
-                 "--out", str(tmp_path / "bad.onnx")]) == 2
+    assert main(["export", "--model", "gwcnet-g", "--random-weights", "--max-disp", "40", "--height", "64",
+                 "--width", "128", "--out", str(tmp_path / "bad.onnx")]) == 2
     assert "multiple of 16" in capsys.readouterr().err

@@ -8,9 +8,9 @@ import pytest
 
 from edgestereo.api import DEFAULT_MODEL
 from edgestereo.data.datasets import create_dataset
-from edgestereo.errors import EdgeStereoError
-from edgestereo.models import create_model, default_weights, get_model_entry, list_models
-from edgestereo.models._checkpoint import packaged_weights_path
+from edgestereo.errors import EdgeStereoError, WeightsRequiredError
+from edgestereo.models import create_model, get_model_entry, list_models, resolve_weights
+from edgestereo.models._factory import packaged_weights_path
 from edgestereo.runtime.predictor import TorchPredictor
 
 SHIPPED = [name for name in list_models() if get_model_entry(name).packaged_weights]
@@ -18,9 +18,20 @@ SHIPPED = [name for name in list_models() if get_model_entry(name).packaged_weig
 
 def test_the_default_model_ships_weights():
     assert DEFAULT_MODEL in SHIPPED
-    assert default_weights(DEFAULT_MODEL) is True
-    assert default_weights(DEFAULT_MODEL, "mine.safetensors") == "mine.safetensors"
-    assert default_weights("sgbm") is None
+    assert resolve_weights(DEFAULT_MODEL) is True
+
+
+def test_the_weights_rule():
+    """Given weights, else packaged ones, else a refusal naming --pretrained unless an untrained
+    network is asked for; a classical method needs none."""
+    assert resolve_weights(DEFAULT_MODEL, "mine.safetensors") == Path("mine.safetensors")
+    assert resolve_weights(DEFAULT_MODEL, random_weights=True) is None
+    assert resolve_weights("sgbm") is None
+    assert resolve_weights("raft-stereo-realtime", random_weights=True) is None
+    with pytest.raises(WeightsRequiredError, match=r"raft-stereo-realtime ships no weights.*--pretrained"):
+        resolve_weights("raft-stereo-realtime")
+    with pytest.raises(EdgeStereoError, match="exclude each other"):
+        resolve_weights(DEFAULT_MODEL, "mine.safetensors", random_weights=True)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -14,7 +14,7 @@ import torch
 from edgestereo.apps.cli import main
 from edgestereo.data.io import read_pfm, write_image
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from stereo_fixtures import shifted_pair
 
@@ -98,7 +98,7 @@ def test_infer_with_the_checkpoint_and_with_the_onnx_file_agree(realtime, tmp_pa
 
 
 def test_export_size_not_divisible_names_the_nearest_sizes(tmp_path, capsys):
-    code = main(["export", "--model", "raft-stereo-realtime", "--height", "100", "--width", "250",
+    code = main(["export", "--model", "raft-stereo-realtime", "--random-weights", "--height", "100", "--width", "250",
                  "--out", str(tmp_path / "x.onnx")])
     error = capsys.readouterr().err
     assert code == 2 and "multiples of 32" in error

@@ -7,7 +7,7 @@ from torch.overrides import TorchFunctionMode
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from edgestereo.models.stereonet_plus import DisparityRegression, StereoNetPlus
 

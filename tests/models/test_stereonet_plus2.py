@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.export.check import check_onnx
-from edgestereo.export.onnx import export_onnx, verify_onnx
+from edgestereo.export import check_onnx, export_onnx, verify_onnx
 from edgestereo.models import create_model
 from edgestereo.models.stereonet_plus2 import StereoNetPlus2
 from edgestereo.training.losses import published_loss

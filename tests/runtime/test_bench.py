@@ -9,15 +9,15 @@ from onnx import TensorProto, helper
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import create_model
-from edgestereo.runtime.bench import (
+from edgestereo.runtime.benchmark import (
     LatencyStats,
     OnnxBenchRunner,
     TorchBenchRunner,
     benchmark,
     environment,
     format_results,
-    onnx_precision,
 )
+from edgestereo.runtime.onnx_file import graph_precision
 
 
 class CountingRunner:
@@ -110,7 +110,7 @@ def test_bf16_runs_in_pytorch():
 def test_onnx_runner_reads_size_and_precision(tmp_path):
     float_path = _mean_graph(tmp_path / "f.onnx", 8, 16)
     int8_path = _mean_graph(tmp_path / "q.onnx", 8, 16, quantized=True)
-    assert onnx_precision(float_path) == "fp32" and onnx_precision(int8_path) == "int8"
+    assert graph_precision(float_path) == "fp32" and graph_precision(int8_path) == "int8"
     runner = OnnxBenchRunner(int8_path, threads=1)
     assert runner.input_size == (8, 16) and runner.precision == "int8"
     result = benchmark(runner, iters=3, warmup=1, streams=2)

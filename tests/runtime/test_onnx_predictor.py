@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.runtime.onnx import OnnxPredictor, ort_error_message, providers_for_device
+from edgestereo.runtime.onnx_predictor import OnnxPredictor, ort_error_message, providers_for_device
 
 
 def _channel_mean_model(path, height, width, dtype=TensorProto.FLOAT, metadata=None):

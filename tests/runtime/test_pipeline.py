@@ -51,7 +51,7 @@ def test_a_predictor_user_error_fails_that_frame_only():
     assert [f.error for f in frames] == ["image 6x4 is larger than the ONNX graph"] * 2
 
 
-def test_frames_without_images_pass_the_infer_stage_untouched():
+def test_frames_without_images_pass_the_infer_step_untouched():
     frames = list(run_pipeline([1], lambda item: PipelineFrame(item, extra="on disk"), _predictor))
     assert frames[0].disparity is None and frames[0].extra == "on disk" and frames[0].error is None
 

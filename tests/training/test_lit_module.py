@@ -17,7 +17,7 @@ from edgestereo.data.io import write_image
 from edgestereo.evaluation.evaluator import evaluate
 from edgestereo.runtime.predictor import TorchPredictor
 from edgestereo.training import StereoDataModule, StereoLitModule
-from edgestereo.training.cli import run_training
+from edgestereo.training.lightning_cli import run_training
 from edgestereo.training.lit_module import validation_grid
 
 OPTIONS = {"num": 4, "size": [64, 128], "max_disp": 24}

@@ -13,9 +13,9 @@ import torch
 from edgestereo.apps.cli import main
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
-from edgestereo.export.quantize import is_quantized
 from edgestereo.models import create_model, save_pretrained
-from edgestereo.training.cli import run_training
+from edgestereo.quant.ptq import is_quantized
+from edgestereo.training.lightning_cli import run_training
 from tiny_qat_stereo import TINY_QAT_NAME, TinyQATStereo, register_tiny_qat
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -142,10 +142,9 @@ class _TwiceCalledFeatures(TinyQATStereo):
 
 def test_a_model_the_quantizer_refuses_gives_one_clear_error(tiny_qat, tiny_recipe, tmp_path, monkeypatch, capsys):
     from edgestereo.models import _registry
-    from edgestereo.models._base import build_config
     from tiny_qat_stereo import TinyQATConfig
 
-    entry = _registry.ModelEntry("twice-called", lambda **kw: _TwiceCalledFeatures(build_config(TinyQATConfig(), kw)),
+    entry = _registry.ModelEntry("twice-called", _TwiceCalledFeatures, TinyQATConfig(),
                                  "test-only network that calls its convolutions twice")
     monkeypatch.setitem(_registry._REGISTRY, "twice-called", entry)
     code = main(["train", "--config", str(tiny_recipe), "--trainer.default_root_dir", str(tmp_path / "run"),

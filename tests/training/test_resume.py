@@ -11,7 +11,7 @@ import torch
 
 from edgestereo.apps.cli import main
 from edgestereo.models import load_model
-from edgestereo.training.cli import run_training
+from edgestereo.training.lightning_cli import run_training
 
 HERE = Path(__file__).parent
 #: 8 pairs of 64x160 cropped to 64x128 with the full synthetic augmentation: 4 steps per epoch.

@@ -13,7 +13,7 @@ from edgestereo.apps.cli import main
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import create_model
 from edgestereo.training import export_weights
-from edgestereo.training.cli import run_training
+from edgestereo.training.lightning_cli import run_training
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

@@ -1,24 +1,29 @@
-"""Argument groups and helpers shared by the sub-commands (model choice, calibration, outputs)."""
+"""Argument groups the sub-commands share, and their translation into the library's typed values
+(model choice → :func:`~edgestereo.runtime.factory.create_predictor`, calibration options →
+a calibration source). Argument parsing stops here."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
+from edgestereo.runtime.factory import DEFAULT_THREADS
 
 __all__ = [
     "add_calibration_arguments",
     "add_config_arguments",
     "add_model_arguments",
+    "add_threads_argument",
+    "add_view_arguments",
+    "add_weights_arguments",
+    "build_network",
     "build_predictor",
-    "calibration_from_args",
+    "calibration_source",
     "check_calibration_args",
     "config_overrides",
-    "prepare_output_dir",
+    "rectified_calibration",
 ]
 
 
@@ -55,59 +60,67 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise EdgeStereoError(f"--set {item!r}: cannot parse the value {text!r}") from None
-        # config dataclasses are frozen and hold tuples, never lists
-        overrides[key] = tuple(value) if isinstance(value, list) else value
+        overrides[key] = value
     return overrides
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --pretrained, --max-disp, --iters, --set, --onnx, --device, --precision."""
-    from edgestereo.api import DEFAULT_MODEL
+def add_weights_arguments(group: argparse._ActionsContainer) -> None:
+    """--pretrained FILE | --random-weights: the weights of a network (default: the packaged ones)."""
+    weights = group.add_mutually_exclusive_group()
+    weights.add_argument("--pretrained", default=None, metavar="PATH",
+                         help="checkpoint to load (safetensors, or a published .pth/.ckpt); default: the weights "
+                              "packaged with edgestereo; a model that ships none needs this or --random-weights")
+    weights.add_argument("--random-weights", action="store_true",
+                         help="run an untrained network (for timing or export tests; its output means nothing)")
 
+
+def add_threads_argument(group: argparse._ActionsContainer, what: str = "PyTorch, ONNX Runtime and OpenCV") -> None:
+    """--threads T, default :data:`~edgestereo.runtime.factory.DEFAULT_THREADS`."""
+    group.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="T",
+                       help=f"intra-op threads of {what} (default {DEFAULT_THREADS}: half the CPUs; all of them "
+                            "slow a busy machine down many times over)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --pretrained | --random-weights, --max-disp, --iters, --set, --onnx, --device,
+    --precision, --threads."""
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}; "
-                       "see `edgestereo models`)")
-    group.add_argument("--pretrained", default=None, metavar="PATH",
-                       help="checkpoint to load (safetensors, or a published .pth/.ckpt; default: the weights "
-                            "packaged with edgestereo, for a model that ships them)")
+    group.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}, or the "
+                       "model a --pretrained file records; see `edgestereo models`)")
+    add_weights_arguments(group)
     add_config_arguments(group)
     group.add_argument("--onnx", default=None, metavar="FILE",
                        help="run an exported ONNX file in ONNX Runtime instead of a PyTorch model")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                        help="PyTorch autocast precision (default fp32)")
+    add_threads_argument(group)
 
 
-def _check_onnx_args(args: argparse.Namespace) -> None:
-    """--onnx runs a fixed graph: options that build or change a PyTorch model do not apply."""
-    clashes = [option for option, given in (
-        ("--model", args.model is not None),
-        ("--pretrained", args.pretrained is not None),
-        ("--max-disp", getattr(args, "max_disp", None) is not None),
-        ("--iters", getattr(args, "iters", None) is not None),
-        ("--set", bool(getattr(args, "config_set", []))),
-        ("--precision", getattr(args, "precision", "fp32") != "fp32"),
-    ) if given]
-    if clashes:
-        raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
-                              "(export with those options instead)")
+def build_network(args: argparse.Namespace) -> Any:
+    """The PyTorch network that --model, --pretrained / --random-weights and the config options name."""
+    from edgestereo.runtime.factory import load_network
+
+    return load_network(args.model, pretrained=args.pretrained, random_weights=args.random_weights,
+                        config=config_overrides(args))
 
 
 def build_predictor(args: argparse.Namespace) -> Any:
     """The predictor the model arguments describe: PyTorch, or ONNX Runtime with --onnx."""
-    if getattr(args, "onnx", None):
-        from edgestereo.runtime.onnx import OnnxPredictor
+    from edgestereo.runtime.factory import create_predictor
 
-        _check_onnx_args(args)
-        return OnnxPredictor(args.onnx, device=args.device)
-
-    from edgestereo.api import DEFAULT_MODEL
-    from edgestereo.models import create_model, default_weights
-    from edgestereo.runtime.predictor import TorchPredictor
-
-    name = args.model or DEFAULT_MODEL
-    model = create_model(name, pretrained=default_weights(name, args.pretrained), **config_overrides(args))
-    return TorchPredictor(model, args.device, args.precision)
+    if args.onnx:
+        clashes = [option for option, given in (
+            ("--model", args.model is not None), ("--pretrained", args.pretrained is not None),
+            ("--random-weights", args.random_weights), ("--max-disp", args.max_disp is not None),
+            ("--iters", args.iters is not None), ("--set", bool(args.config_set)),
+            ("--precision", args.precision != "fp32")) if given]
+        if clashes:
+            raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
+                                  "(export with those options instead)")
+    return create_predictor(args.model, onnx=args.onnx, pretrained=args.pretrained, random_weights=args.random_weights,
+                            device=args.device, precision=args.precision, threads=args.threads,
+                            config=config_overrides(args))
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,31 +145,44 @@ def check_calibration_args(args: argparse.Namespace) -> None:
         raise EdgeStereoError(f"{given} needs {needed} as well")
 
 
-def calibration_from_args(args: argparse.Namespace, width: int, height: int):
-    """A :class:`StereoCalibration` and its depth unit label from the arguments, or (None, "")."""
-    from edgestereo.calibration import read_calibration
-    from edgestereo.geometry import StereoCalibration
+def calibration_source(args: argparse.Namespace) -> Any:
+    """The :class:`~edgestereo.calibration.StereoSetup` that --calib reads, the
+    :class:`~edgestereo.calibration.FocalBaseline` of --focal/--baseline, or None."""
+    from edgestereo.calibration import FocalBaseline, read_calibration
 
     check_calibration_args(args)
     if args.calib:
-        setup = read_calibration(args.calib)
-        if setup.rectified is None:
-            raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
-                                  "(`edgestereo batch --calib` does)")
-        return setup.rectified, setup.unit
-    if args.focal is None:
+        return read_calibration(args.calib)
+    if args.focal is not None:
+        return FocalBaseline(args.focal, args.baseline, args.doffs)
+    return None
+
+
+def rectified_calibration(args: argparse.Namespace, width: int, height: int) -> tuple[Any, str]:
+    """The rectified :class:`~edgestereo.geometry.StereoCalibration` of a single pair of ``width`` ×
+    ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras is refused."""
+    from edgestereo.calibration import FocalBaseline
+
+    source = calibration_source(args)
+    if source is None:
         return None, ""
-    return StereoCalibration.from_focal(args.focal, args.baseline, width, height, args.doffs), ""
+    if isinstance(source, FocalBaseline):
+        return source.rectifier((width, height)).calibration, source.unit
+    if source.rectified is None:
+        raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
+                              "(`edgestereo batch --calib` does)")
+    return source.rectified, source.unit
 
 
-def prepare_output_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written in it."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise EdgeStereoError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from None
-    return path
+def add_view_arguments(parser: argparse.ArgumentParser) -> None:
+    """--panel, --disp-range, --alpha, --max-depth, --cloud-stride (batch and live)."""
+    group = parser.add_argument_group("pictures and rectification")
+    group.add_argument("--panel", action="store_true",
+                       help="pictures show left | right | disparity | depth instead of the coloured disparity")
+    group.add_argument("--disp-range", nargs=2, type=float, default=None, metavar=("LOW", "HIGH"),
+                       help="disparity colour range in pixels (default: from the first frame, then fixed)")
+    group.add_argument("--alpha", type=float, default=0.0,
+                       help="rectification of an OpenCV stereo calibration: 0 keeps valid pixels only (default), "
+                            "1 keeps every camera pixel")
+    group.add_argument("--max-depth", type=float, default=None, help="point clouds: drop points farther than this")
+    group.add_argument("--cloud-stride", type=int, default=1, metavar="N", help="point clouds: keep every N-th pixel")

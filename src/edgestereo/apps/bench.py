@@ -7,10 +7,11 @@ table; --json also writes the figures with the machine, library versions and thr
 --runtime onnxruntime, exports it to ONNX first (fp32; --profile picks the graph). --onnx FILE runs
 a file in ONNX Runtime at the size it was exported for; its precision (int8 for a QDQ file from
 `edgestereo quantize`) is read from the graph. --iters counts timed frames; a model's refinement
-iterations are set with --set iters=N.
+iterations are set with --set iters=N. Weights do not change the timing: a model that ships none
+is timed with --random-weights (or its --pretrained file).
 
 example:
-  edgestereo bench --model stereonet-plus --height 384 --width 640 --threads 2 --precision bf16
+  edgestereo bench --model stereonet-plus --random-weights --height 384 --width 640 --threads 2 --precision bf16
   edgestereo bench --onnx snp.int8.onnx --threads 2 --streams 2 --json snp_int8.json
 """
 
@@ -18,20 +19,23 @@ from __future__ import annotations
 
 import argparse
 
+from edgestereo.apps._common import add_threads_argument, add_weights_arguments
+
 HELP = "latency (median/p90/max), FPS for 1 and K streams, memory of a model or an ONNX file"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from edgestereo.export.profiles import PROFILES
+
     source = parser.add_argument_group("what to time").add_mutually_exclusive_group(required=True)
     source.add_argument("--model", default=None, help="registered model name (see `edgestereo models`)")
     source.add_argument("--onnx", default=None, metavar="FILE", help="an exported ONNX file (ONNX Runtime)")
     model = parser.add_argument_group("model options (--model only)")
-    model.add_argument("--pretrained", default=None, metavar="PATH", help="checkpoint to load (weights do not "
-                       "change the timing, only the config does)")
+    add_weights_arguments(model)
     model.add_argument("--max-disp", type=int, default=None, metavar="N", help="maximum disparity, pixels")
     model.add_argument("--set", dest="config_set", action="append", default=[], metavar="KEY=VALUE",
                        help="config field of the model, e.g. --set iters=7; repeatable")
-    model.add_argument("--profile", default="npu4d", choices=["npu4d", "tensorrt", "generic"],
+    model.add_argument("--profile", default="npu4d", choices=list(PROFILES),
                        help="graph to export for --runtime onnxruntime (default npu4d)")
     timing = parser.add_argument_group("timing")
     timing.add_argument("--height", type=int, default=None, help="input height (required with --model; "
@@ -42,8 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     timing.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "int8"],
                         help="PyTorch: fp32 (default), bf16, fp16 (CUDA); ONNX: read from the file, "
                              "given only to check it")
-    timing.add_argument("--threads", type=int, default=None, metavar="T",
-                        help="intra-op threads per stream (default: the runtime's choice)")
+    add_threads_argument(timing, "each stream")
     timing.add_argument("--streams", type=int, default=1, metavar="K", help="concurrent streams (default 1)")
     timing.add_argument("--iters", type=int, default=20, metavar="N", help="timed frames per stream (default 20)")
     timing.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed frames first (default 3)")
@@ -59,9 +62,9 @@ def _check_args(args: argparse.Namespace) -> None:
         if value is not None and value < low:
             raise EdgeStereoError(f"{option} must be ≥ {low}, got {value}")
     if args.onnx:
-        clashes = [o for o, given in (("--pretrained", args.pretrained), ("--max-disp", args.max_disp),
-                                      ("--set", args.config_set), ("--runtime torch", args.runtime == "torch"))
-                   if given]
+        clashes = [o for o, given in (("--pretrained", args.pretrained), ("--random-weights", args.random_weights),
+                                      ("--max-disp", args.max_disp), ("--set", args.config_set),
+                                      ("--runtime torch", args.runtime == "torch")) if given]
         if clashes:
             raise EdgeStereoError(f"--onnx times an exported file; it cannot be combined with {', '.join(clashes)}")
     elif args.height is None or args.width is None:
@@ -70,7 +73,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _onnx_runner(args: argparse.Namespace, path: str):
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.runtime.bench import OnnxBenchRunner
+    from edgestereo.runtime.benchmark import OnnxBenchRunner
 
     runner = OnnxBenchRunner(path, threads=args.threads, device=args.device)
     height, width = runner.input_size
@@ -91,25 +94,20 @@ def run(args: argparse.Namespace) -> int:
     from edgestereo.apps._common import config_overrides
     from edgestereo.data.io import atomic_path
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.runtime.bench import TorchBenchRunner, _check_size, benchmark, format_results
+    from edgestereo.runtime.benchmark import TorchBenchRunner, _check_size, benchmark, format_results
+    from edgestereo.runtime.factory import load_network, set_threads
 
     _check_args(args)
     overrides = {} if args.onnx else config_overrides(argparse.Namespace(
         max_disp=args.max_disp, config_set=args.config_set))
-    if args.threads is not None:
-        import cv2
-        import torch
-
-        torch.set_num_threads(args.threads)
-        cv2.setNumThreads(args.threads)
+    set_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="edgestereo-bench-") as work:
         if args.onnx:
             runner = _onnx_runner(args, args.onnx)
         else:
-            from edgestereo.models import create_model
-
             def build():
-                return create_model(args.model, pretrained=args.pretrained, **overrides)
+                return load_network(args.model, pretrained=args.pretrained, random_weights=args.random_weights,
+                                    config=overrides)
 
             model = build()
             runtime = args.runtime or "torch"
@@ -117,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                 runner = TorchBenchRunner(model, args.height, args.width, device=args.device,
                                           precision=args.precision or "fp32", model_factory=build)
             else:
-                from edgestereo.export.onnx import export_onnx
+                from edgestereo.export.exporter import export_onnx
 
                 if args.precision not in (None, "fp32"):
                     raise EdgeStereoError(f"--runtime onnxruntime with --model exports fp32; for {args.precision} "

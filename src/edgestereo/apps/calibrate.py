@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from edgestereo.apps._common import prepare_output_dir
     from edgestereo.calibration import calibrate_stereo, write_calibration
-    from edgestereo.data.io import read_image, write_image
+    from edgestereo.data.io import prepare_output_dir, read_image, write_image
     from edgestereo.errors import EdgeStereoError
 
     if Path(args.out).suffix.lower() not in (".yaml", ".yml", ".json"):

@@ -21,10 +21,10 @@ HELP = "check an ONNX file against a target profile (npu4d, tensorrt, generic)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgestereo.export.check import PROFILES
+    from edgestereo.export.profiles import PROFILES
 
     parser.add_argument("file", help="ONNX file")
-    parser.add_argument("--profile", default="npu4d", choices=PROFILES, help="deployment target (default npu4d)")
+    parser.add_argument("--profile", default="npu4d", choices=list(PROFILES), help="deployment target (default npu4d)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,11 +5,11 @@ where the layout has them, over non-occluded pixels ("noc"), and the runtime per
 writes the same as JSON (with per-pair figures); --save-pred writes every prediction (PFM, or KITTI
 16-bit PNG under disp_0/) for a benchmark submission.
 
-Stage table: repeated --stage LABEL=FILE evaluates several forms of one network on the same pairs
-(float weights, a calibrated int8 ONNX file, QAT weights, the QAT int8 file …) and prints one table
-per data set, a row per stage with its EPE change against the first row. FILE is weights
-(.safetensors, .pth, .ckpt; run in PyTorch as --model, or as the model the file names) or an .onnx
-file (ONNX Runtime; int8 for a QDQ graph).
+Precision table: repeated --variant LABEL=FILE (alias --stage) evaluates several forms of one
+network on the same pairs (float weights, a calibrated int8 ONNX file, QAT weights, the QAT int8
+file …) and prints one table per data set, a row per variant with its EPE change against the first
+row. FILE is weights (.safetensors, .pth, .ckpt; run in PyTorch as --model, or as the model the file
+names) or an .onnx file (ONNX Runtime; int8 for a QDQ graph).
 
 examples:
   edgestereo eval --model stereonet-plus --pretrained runs/x/model.safetensors --dataset kitti2015 \\
@@ -17,8 +17,8 @@ examples:
   edgestereo eval --onnx stereonet_plus.onnx --dataset middeval3 --root /data/MiddEval3 \\
       --dataset-option resolution=Q --save-pred preds/
   edgestereo eval --model sgbm --dataset synthetic --root - --dataset-option num=20
-  edgestereo eval --stage float=snp.safetensors --stage "calibrated int8=snp.int8.onnx" \
-      --stage QAT=runs/snp_qat/model.safetensors --stage "QAT int8=snp_qat.int8.onnx" \
+  edgestereo eval --variant float=snp.safetensors --variant "calibrated int8=snp.int8.onnx" \
+      --variant QAT=runs/snp_qat/model.safetensors --variant "QAT int8=snp_qat.int8.onnx" \
       --dataset synthetic --root - --split val --dataset-option num=32 --dataset-option size=[256,512]
 """
 
@@ -63,10 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--save-format", default="pfm", choices=SAVE_FORMATS,
                      help="pfm (Middlebury, ETH3D, SceneFlow) or kitti (16-bit PNG in disp_0/); default pfm")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
-    stages = parser.add_argument_group("stage table (instead of --pretrained/--onnx)")
-    stages.add_argument("--stage", action="append", default=[], metavar="LABEL=FILE",
-                        help="one row of a stage table: weights (.safetensors/.pth/.ckpt, PyTorch) or an .onnx "
-                             "file (ONNX Runtime); repeat for each stage, the first is the reference")
+    table = parser.add_argument_group("precision table (instead of --pretrained/--onnx)")
+    table.add_argument("--variant", "--stage", dest="variant", action="append", default=[], metavar="LABEL=FILE",
+                       help="one row of a precision table: weights (.safetensors/.pth/.ckpt, PyTorch) or an .onnx "
+                            "file (ONNX Runtime); repeat for each variant, the first is the reference "
+                            "(--stage is the same option under its former name)")
 
 
 def _dataset_options(items: list[str]) -> dict[str, Any]:
@@ -105,88 +106,85 @@ def _open(name: str, root: str | None, split: str | None, options: dict[str, Any
     return create_dataset(name, root=root, split=split or _DEFAULT_SPLITS.get(name, "train"), **options, **extra)
 
 
-def _parse_stage(item: str) -> tuple[str, Path]:
+def _parse_variant(item: str) -> tuple[str, Path]:
     label, sep, file = item.partition("=")
     label = label.strip()
     if not sep or not label or not file:
-        raise EdgeStereoError(f"--stage {item!r}: expected LABEL=FILE, e.g. --stage float=model.safetensors")
+        raise EdgeStereoError(f"--variant {item!r}: expected LABEL=FILE, e.g. --variant float=model.safetensors")
     if not Path(file).is_file():
-        raise EdgeStereoError(f"--stage {item!r}: file {file} not found")
+        raise EdgeStereoError(f"--variant {item!r}: file {file} not found")
     return label, Path(file)
 
 
-def _check_stage_args(args: argparse.Namespace) -> None:
+def _check_variant_args(args: argparse.Namespace) -> None:
     clashes = [option for option, given in (("--pretrained", args.pretrained is not None),
+                                            ("--random-weights", args.random_weights),
                                             ("--onnx", args.onnx is not None),
                                             ("--save-pred", args.save_pred is not None)) if given]
     if clashes:
-        raise EdgeStereoError(f"--stage gives each row its own file; it cannot be combined with {', '.join(clashes)}")
+        raise EdgeStereoError(f"--variant gives each row its own file; it cannot be combined with "
+                              f"{', '.join(clashes)}")
 
 
-def _build_stage(label: str, path: Path, args: argparse.Namespace) -> Any:
-    """A :class:`Stage`: an .onnx file in ONNX Runtime, any other file as weights in PyTorch."""
-    from edgestereo.evaluation.stages import Stage
+def _build_variant(label: str, path: Path, args: argparse.Namespace) -> Any:
+    """A :class:`Variant`: an .onnx file in ONNX Runtime, any other file as weights in PyTorch (the
+    model the file records, or --model)."""
+    from edgestereo.apps._common import config_overrides
+    from edgestereo.evaluation.precision_table import Variant
+    from edgestereo.runtime.factory import create_predictor
 
     if path.suffix == ".onnx":
-        from edgestereo.runtime.bench import onnx_precision
-        from edgestereo.runtime.onnx import OnnxPredictor
-
-        return Stage(label, OnnxPredictor(path, device=args.device), f"onnxruntime {onnx_precision(path)}", str(path))
-    from edgestereo.apps._common import config_overrides
-    from edgestereo.models import create_model
-    from edgestereo.models._checkpoint import checkpoint_model_name
-    from edgestereo.runtime.predictor import TorchPredictor
-
-    name = args.model or checkpoint_model_name(path)
-    if name is None:
-        raise EdgeStereoError(f"--stage {label}={path}: the file does not name its model; add --model NAME")
-    model = create_model(name, pretrained=path, **config_overrides(args))
-    return Stage(label, TorchPredictor(model, args.device, args.precision), f"torch {args.precision}", str(path))
+        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads)
+    else:
+        predictor = create_predictor(args.model, pretrained=path, device=args.device, precision=args.precision,
+                                     threads=args.threads, config=config_overrides(args))
+    return Variant(label, predictor, f"{predictor.runtime} {predictor.precision}", str(path))
 
 
-def _run_stages(args: argparse.Namespace, datasets: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
-    """Evaluate every stage on every data set and print a stage table per data set."""
-    from edgestereo.evaluation.stages import evaluate_stages, format_stage_table, stage_results
+def _run_variants(args: argparse.Namespace, datasets: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
+    """Evaluate every variant on every data set and print a precision table per data set."""
+    from edgestereo.evaluation.precision_table import evaluate_variants, format_precision_table, variant_results
 
-    stages = [_build_stage(label, path, args) for label, path in (_parse_stage(item) for item in args.stage)]
+    variants = [_build_variant(label, path, args) for label, path in (_parse_variant(item) for item in args.variant)]
     results = []
     for name, dataset, noc_dataset in datasets:
-        reports = evaluate_stages(stages, dataset, noc_dataset=noc_dataset, max_disp=args.eval_max_disp,
+        reports = evaluate_variants(variants, dataset, noc_dataset=noc_dataset, max_disp=args.eval_max_disp,
                                   limit=args.limit, progress=not args.quiet)
         first = reports[0]
         print(f"{first['dataset']}: {first['pairs']} pairs, {first['pairs_scored']} with ground truth; "
-              f"ΔEPE against {stages[0].label!r}")
-        print(format_stage_table(stage_results(reports)))
+              f"ΔEPE against {variants[0].label!r}")
+        print(format_precision_table(variant_results(reports)))
         if all(report["noc"] for report in reports):
             print("non-occluded pixels:")
-            print(format_stage_table(stage_results(reports, "noc")))
+            print(format_precision_table(variant_results(reports, "noc")))
         print()
-        results.append({"dataset": name, "stages": reports})
+        results.append({"dataset": name, "variants": reports})
     return results
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgestereo.apps._common import build_predictor, prepare_output_dir
-    from edgestereo.data.io import atomic_path
+    from edgestereo.apps._common import build_predictor
+    from edgestereo.data.io import atomic_path, prepare_output_dir
     from edgestereo.evaluation.evaluator import evaluate, format_report
 
     if args.limit is not None and args.limit < 1:
         raise EdgeStereoError(f"--limit must be ≥ 1, got {args.limit}")
-    if args.stage:
-        from edgestereo.evaluation.stages import check_stage_labels
+    if args.variant:
+        from edgestereo.evaluation.precision_table import check_variant_labels
 
-        _check_stage_args(args)
-        # a wrong stage fails before any data set is opened or model built
-        check_stage_labels([_parse_stage(item)[0] for item in args.stage])
+        _check_variant_args(args)
+        # a wrong variant fails before any data set is opened or model built
+        check_variant_labels([_parse_variant(item)[0] for item in args.variant])
     options = _dataset_options(args.dataset_option)
     pairs = _pairs(args)
     # open every data set first, so a wrong path fails before the model is built
     datasets = [(name, _open(name, root, args.split, options, False), _open(name, root, args.split, options, True))
                 for name, root in pairs]
     document: dict[str, Any]
-    if args.stage:
-        results = _run_stages(args, datasets)
-        document = {"stages": [{key: row[key] for key in ("stage", "runtime", "file")} for row in results[0]["stages"]],
+    if args.variant:
+        results = _run_variants(args, datasets)
+        document = {"variants": [{key: row[key] for key in ("variant", "runtime", "file")}
+                                 for row in results[0]["variants"]],
                     "results": results}
     else:
         if args.save_pred:

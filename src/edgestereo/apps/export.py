@@ -5,9 +5,12 @@ The file has inputs left, right (1,3,H,W) float RGB in [0,255] and the output di
 model's deploy path (every tensor ≤ 4-D, no GridSample/Einsum/ScatterND); tensorrt and generic
 keep the reference path unless the model chooses otherwise. The written file is checked against
 the profile (exit 1 on a violation); --verify compares ONNX Runtime with PyTorch on one pair.
-Config options (--iters, --max-disp, --set KEY=VALUE) override the model's config.
+Config options (--iters, --max-disp, --set KEY=VALUE) override the model's config. Without --model
+the default model is exported; without --pretrained a model's packaged weights are (a model that
+ships none needs --pretrained FILE, or --random-weights for an untrained graph).
 
 example:
+  edgestereo export --height 384 --width 640 --out default.onnx
   edgestereo export --model raft-stereo-realtime --height 384 --width 640 --iters 7 --out raft.onnx --verify
   edgestereo check-onnx raft.onnx --profile npu4d
 """
@@ -16,21 +19,23 @@ from __future__ import annotations
 
 import argparse
 
-from edgestereo.apps._common import add_config_arguments, config_overrides
+from edgestereo import DEFAULT_MODEL
+from edgestereo.apps._common import add_config_arguments, add_weights_arguments, build_network
 
 HELP = "export a model to ONNX for a target (npu4d, tensorrt, generic) and check the graph"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgestereo.export.onnx import MAX_OPSET, MIN_OPSET, PROFILES
+    from edgestereo.export.exporter import MAX_OPSET, MIN_OPSET
+    from edgestereo.export.profiles import PROFILES
 
-    parser.add_argument("--model", required=True, help="registered model name (see `edgestereo models`)")
-    parser.add_argument("--pretrained", default=None, metavar="PATH",
-                        help="checkpoint to load (safetensors, or a published .pth/.ckpt)")
+    parser.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}, or the "
+                        "model a --pretrained file records; see `edgestereo models`)")
+    add_weights_arguments(parser)
     parser.add_argument("--height", type=int, required=True, help="input height, a multiple of the model's divisor")
     parser.add_argument("--width", type=int, required=True, help="input width, a multiple of the model's divisor")
     parser.add_argument("--out", required=True, metavar="FILE.onnx", help="file to write")
-    parser.add_argument("--profile", default="npu4d", choices=PROFILES, help="deployment target (default npu4d)")
+    parser.add_argument("--profile", default="npu4d", choices=list(PROFILES), help="deployment target (default npu4d)")
     parser.add_argument("--opset", type=int, default=MIN_OPSET, metavar="N",
                         help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default {MIN_OPSET})")
     parser.add_argument("--fp16", action="store_true", help="float16 weights and compute (inputs/outputs stay float32)")
@@ -48,13 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
     from edgestereo.errors import EdgeStereoError
     from edgestereo.export.check import check_onnx
-    from edgestereo.export.onnx import export_onnx, verify_onnx
-    from edgestereo.models import create_model
+    from edgestereo.export.exporter import export_onnx, verify_onnx
 
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise EdgeStereoError(f"--out {out}: the file name must end in .onnx")
-    model = create_model(args.model, pretrained=args.pretrained, **config_overrides(args))
+    model = build_network(args)
     path = export_onnx(model, out, args.height, args.width, profile=args.profile, opset=args.opset,
                        fp16=args.fp16, external_data=args.external_data, simplify=not args.no_simplify)
     data = path.with_name(f"{path.name}.data")

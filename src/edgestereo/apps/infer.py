@@ -12,15 +12,13 @@ example:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from edgestereo.apps._common import (
     add_calibration_arguments,
     add_model_arguments,
     build_predictor,
-    calibration_from_args,
     check_calibration_args,
-    prepare_output_dir,
+    rectified_calibration,
 )
 
 HELP = "disparity, depth, point cloud and panel for one stereo pair"
@@ -44,18 +42,18 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgestereo.api import load_pair, predict
-    from edgestereo.data.io import read_disparity, write_pfm, write_ply
+    from edgestereo.data.io import prepare_output_dir, read_disparity
     from edgestereo.errors import EdgeStereoError
     from edgestereo.evaluation.metrics import disparity_metrics
-    from edgestereo.geometry import disparity_to_points
-    from edgestereo.viz import colorize_disparity, make_panel, value_range, write_panel
+    from edgestereo.runtime.frame_writer import PAIR_FILES, FrameWriter
+    from edgestereo.viz import value_range
 
     check_calibration_args(args)
     if args.cloud_stride < 1:
         raise EdgeStereoError(f"--cloud-stride must be ≥ 1, got {args.cloud_stride}")
     left, right = load_pair(args.left, args.right)
     height, width = left.shape[:2]
-    calib, depth_unit = calibration_from_args(args, width, height)
+    calib, depth_unit = rectified_calibration(args, width, height)
     gt = read_disparity(args.gt) if args.gt else None
     if gt is not None and gt.shape != (height, width):
         raise EdgeStereoError(f"{args.gt}: ground truth is {gt.shape[1]}x{gt.shape[0]}, images are {width}x{height}")
@@ -63,31 +61,18 @@ def run(args: argparse.Namespace) -> int:
     predictor = build_predictor(args)
 
     result = predict(left, right, predictor, calib=calib)
-    disparity = result.disparity
-    written: list[Path] = []
-
-    def save(name: str, writer, *data) -> None:
-        writer(out / name, *data)
-        written.append(out / name)
-
-    d_range = value_range(np.where(gt > 0, gt, np.nan)) if gt is not None else value_range(disparity)
-    save("disparity.pfm", write_pfm, disparity)
-    save("disparity.png", write_panel, colorize_disparity(disparity, *d_range))
-    if result.depth is not None:
-        save("depth.pfm", write_pfm, result.depth)
-        points, colors = disparity_to_points(disparity, calib, left, max_depth=args.max_depth,
-                                             stride=args.cloud_stride)
-        save("cloud.ply", write_ply, points, colors)
-    panel = make_panel(left, right, disparity, result.depth, title=predictor.name,
-                       disparity_range=d_range, depth_unit=depth_unit)
-    save("panel.png", write_panel, panel)
+    kinds = ["disparity", "color", "depth", "ply", "panel"] if calib is not None else ["disparity", "color", "panel"]
+    writer = FrameWriter(kinds, PAIR_FILES, title=predictor.name, calibration=calib, depth_unit=depth_unit,
+                         max_depth=args.max_depth, cloud_stride=args.cloud_stride)
+    writer.set_ranges(value_range(np.where(gt > 0, gt, np.nan)) if gt is not None else value_range(result.disparity))
+    written = writer.write(out, left, right, result.disparity, result.depth)
 
     timing = result.timings["inference_ms"]
     print(f"model      {predictor.name}  ({width}x{height}, {timing:.1f} ms)")
     if gt is not None:
-        m = disparity_metrics(disparity, gt)
+        m = disparity_metrics(result.disparity, gt)
         bads = "  ".join(f"bad{t} {m[f'bad{t}']:.2f}%" for t in ("0.5", "1", "2", "3", "4"))
         print(f"metrics    EPE {m['epe']:.3f} px  {bads}  D1 {m['d1']:.2f}%  ({int(m['valid_px'])} px)")
-    for path in written:
+    for path in written.files.values():
         print(f"wrote      {path}")
     return 0

@@ -21,11 +21,11 @@ example:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
-from edgestereo.apps._common import add_calibration_arguments, add_model_arguments, build_predictor
-from edgestereo.apps._frames import add_view_arguments
+from edgestereo.apps._common import add_calibration_arguments, add_model_arguments, add_view_arguments
 
 HELP = "disparity from a stereo camera, side-by-side video or OAK-D: window, frames or MP4"
 
@@ -130,113 +130,47 @@ def _show(picture, fps: float) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    import itertools
     import statistics
-    import threading
-    import time
     from pathlib import Path
 
     import cv2
 
-    from edgestereo.apps._common import prepare_output_dir
-    from edgestereo.apps._frames import FrameOutputs, calibration_setup, make_rectifier, parse_save, stable_ranges
-    from edgestereo.calibration import Rectifier
-    from edgestereo.errors import EdgeStereoError
-    from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
-    from edgestereo.video import VideoWriter
+    from edgestereo.apps._common import build_predictor, calibration_source
+    from edgestereo.data.io import prepare_output_dir
+    from edgestereo.runtime.batch_runner import parse_save
+    from edgestereo.runtime.stream_runner import StreamOptions, run_stream
 
-    kinds = parse_save(args.save)
-    setup = calibration_setup(args)
-    if not 0 < args.scale <= 4:
-        raise EdgeStereoError(f"--scale must be in (0, 4], got {args.scale:g}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise EdgeStereoError(f"--max-frames must be ≥ 1, got {args.max_frames}")
-    if args.fps is not None and args.fps <= 0:
-        raise EdgeStereoError(f"--fps must be positive, got {args.fps:g}")
+    options = StreamOptions(
+        save=parse_save(args.save), video=Path(args.video) if args.video else None, fps=args.fps, panel=args.panel,
+        disparity_range=tuple(args.disp_range) if args.disp_range else None, calibration=calibration_source(args),
+        alpha=args.alpha, scale=args.scale, max_frames=args.max_frames, max_depth=args.max_depth,
+        cloud_stride=args.cloud_stride)
+    options.check(source_calibrated=args.oakd)
     window = not args.no_window and display_available()
     prefix = args.output_prefix or (None if window or args.video else DEFAULT_PREFIX)
     if prefix is not None:
         prepare_output_dir(Path(prefix).parent)
+    options = dataclasses.replace(options, prefix=prefix)
     predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
 
+    def report_failure(frame: int, reason: str) -> None:
+        print(f"frame {frame}: {reason}", file=sys.stderr)
+
     with open_source(args) as source:
-        has_calibration = setup is not None or args.focal is not None or source.calibration is not None
-        missing = [kind for kind in kinds if kind in ("depth", "ply")]
-        if missing and not has_calibration:
-            raise EdgeStereoError(f"--save {','.join(missing)} needs a calibration (--calib, or --focal and "
-                                  "--baseline)")
-        depth_unit = setup.unit if setup is not None else source.depth_unit
-        outputs = FrameOutputs(kinds, panel=args.panel, title=predictor.name, depth_unit=depth_unit,
-                               max_depth=args.max_depth, cloud_stride=args.cloud_stride)
-        rectifier: Rectifier | None = None
-
-        def prepare(item):
-            nonlocal rectifier
-            index, (left, right) = item
-            if rectifier is None:
-                size = (left.shape[1], left.shape[0])
-                rectifier = (Rectifier(size, source.calibration) if source.calibration is not None
-                             else make_rectifier(setup, args, size))
-                calibration = rectifier.calibration if rectifier is not None else None
-                if calibration is not None and args.scale != 1:
-                    calibration = calibration.scaled(args.scale)
-                outputs.calibration = calibration
-            if rectifier is not None:
-                left, right = rectifier(left, right)
-            if args.scale != 1:
-                size = (round(left.shape[1] * args.scale), round(left.shape[0] * args.scale))
-                interpolation = cv2.INTER_AREA if args.scale < 1 else cv2.INTER_LINEAR
-                left, right = (cv2.resize(view, size, interpolation=interpolation) for view in (left, right))
-            return PipelineFrame(index, left, right)
-
-        stop = threading.Event()
-        frames = itertools.islice(enumerate(source, 1), args.max_frames)
-        fps_video = args.fps or source.fps or 10.0
-        video = VideoWriter(args.video, fps_video) if args.video else None
         print(f"source     {source.description}; model {predictor.name}"
               + (f"; writing {prefix}_NNNNN.png" if prefix else "") + ("; window (q quits)" if window else ""))
-        shown, failures, latencies = 0, 0, []
-        rate, last = 0.0, None
         try:
-            with stop_on_signals(stop):
-                # One frame in flight per stage: a live view wants the newest frame, not a queue of old ones.
-                for frame in run_pipeline(frames, prepare, predictor, depth=1, stop=stop):
-                    if frame.error:
-                        if shown == 0:  # before any success it is the setup (size, calibration), not one frame
-                            raise EdgeStereoError(frame.error)
-                        failures += 1
-                        print(f"frame {frame.item}: {frame.error}", file=sys.stderr)
-                        continue
-                    if outputs.disparity_range is None:
-                        outputs.set_ranges(*stable_ranges(frame.disparity, outputs.calibration, args.disp_range))
-                    if prefix:
-                        picture = outputs.write(f"{prefix}_{frame.item:05d}", frame.left, frame.right, frame.disparity)
-                    else:
-                        picture = outputs.picture(frame.left, frame.right, frame.disparity)
-                    if video is not None:
-                        video.write(picture)
-                    now = time.perf_counter()
-                    if last is not None:
-                        rate = 1.0 / max(now - last, 1e-6) if rate == 0 else 0.9 * rate + 0.1 / max(now - last, 1e-6)
-                    last = now
-                    shown += 1
-                    latencies.append(frame.infer_ms)
-                    if window:
-                        view = picture if args.panel else outputs.picture(frame.left, frame.right, frame.disparity,
-                                                                          panel=True)
-                        if not _show(view, rate):
-                            stop.set()
+            summary = run_stream(source, predictor, options, show=_show if window else None,
+                                 on_failure=report_failure)
         finally:
-            if video is not None:
-                video.close()
             if window:
                 cv2.destroyAllWindows()
 
-    print(f"frames     {shown}" + (f", {failures} failed" if failures else "")
-          + (" (stopped)" if stop.is_set() else ""))
-    if latencies:
-        print(f"inference  mean {statistics.fmean(latencies):.1f} ms, median {statistics.median(latencies):.1f} ms; "
-              f"{rate:.1f} frames/s at the end")
-    if video is not None and video.frames:
-        print(f"wrote      {args.video} ({video.frames} frames, {fps_video:g} fps)")
+    print(f"frames     {summary.shown}" + (f", {summary.failures} failed" if summary.failures else "")
+          + (" (stopped)" if summary.stopped else ""))
+    if summary.latencies_ms:
+        print(f"inference  mean {statistics.fmean(summary.latencies_ms):.1f} ms, median "
+              f"{statistics.median(summary.latencies_ms):.1f} ms; {summary.rate:.1f} frames/s at the end")
+    if summary.video_frames:
+        print(f"wrote      {args.video} ({summary.video_frames} frames, {summary.video_fps:g} fps)")
     return 0

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 
+from edgestereo.apps._common import add_threads_argument
+
 HELP = "INT8 post-training quantization of an ONNX file (QDQ), sensitivity analysis, mixed precision"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from edgestereo.export.check import PROFILES
-    from edgestereo.export.quantize import ACTIVATION_TYPES, METHODS
+    from edgestereo.export.profiles import PROFILES
+    from edgestereo.quant.ptq import ACTIVATION_TYPES, METHODS
 
     parser.add_argument("--onnx", required=True, metavar="FILE", help="float ONNX file from `edgestereo export`")
     parser.add_argument("--out", default=None, metavar="FILE.int8.onnx", help="file to write (not with --analyze)")
@@ -47,8 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="7-bit weights: avoids int16 saturation in x86 int8 kernels on CPUs without VNNI")
     quant.add_argument("--keep-float", nargs="+", default=[], metavar="NODE_PATTERN",
                        help="leave nodes whose name matches in float, e.g. '/regression/*' '/superpixel/*'")
-    quant.add_argument("--profile", default="npu4d", choices=PROFILES, help="check the result against this target "
-                       "(default npu4d; exit 1 on a violation)")
+    quant.add_argument("--profile", default="npu4d", choices=list(PROFILES),
+                       help="check the result against this target (default npu4d; exit 1 on a violation)")
     analysis = parser.add_argument_group("sensitivity analysis")
     analysis.add_argument("--analyze", action="store_true",
                           help="quantize one layer group at a time, print each EPE cost, propose --keep-float")
@@ -58,35 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     analysis.add_argument("--eval-samples", type=int, default=16, metavar="N", help="pairs scored (default 16)")
     analysis.add_argument("--group-depth", type=int, default=1, metavar="D",
                           help="module-path depth that forms a layer group (default 1: /backbone, /neck, …)")
-    parser.add_argument("--threads", type=int, default=None, metavar="T", help="ONNX Runtime threads for scoring")
-
-
-def load_samples(name: str, root: str | None, split: str, num: int, size: tuple[int, int], seed: int = 0,
-                 max_disp: float | None = None) -> list:
-    """Up to ``num`` samples of a data set; the synthetic one is generated at ``size`` (H, W) with
-    disparities below ``max_disp`` (the model's, so calibration sees the ranges it will meet) and
-    below half the width (a pair needs overlap to have ground truth)."""
-    from edgestereo.data import create_dataset
-
-    options: dict = {}
-    if name == "synthetic" and root is None:
-        options = {"num": num, "size": size, "seed": seed}
-        if max_disp is not None:
-            options["max_disp"] = min(max_disp, size[1] // 2)
-    dataset = create_dataset(name, root, split=split, **options)
-    return [dataset[index] for index in range(min(num, len(dataset)))]
-
-
-def model_max_disp(proto) -> float | None:
-    """The ``max_disp`` an edgestereo export records in its config metadata, if any."""
-    import json
-
-    metadata = {entry.key: entry.value for entry in proto.metadata_props}
-    try:
-        value = json.loads(metadata.get("config", "{}")).get("max_disp")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+    add_threads_argument(parser, "ONNX Runtime while --analyze scores, and OpenCV")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -109,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from edgestereo.export.check import check_onnx
-    from edgestereo.export.quantize import (
+    from edgestereo.quant.ptq import (
         QuantizeOptions,
         analyze_sensitivity,
         calibration_feeds,
@@ -118,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         quantize_onnx,
         require_float_graph,
     )
+    from edgestereo.quant.scoring import load_samples
+    from edgestereo.runtime.onnx_file import OnnxMetadata
 
     _check_args(args)
     options = QuantizeOptions(method=args.method, per_channel=args.per_channel, activation_type=args.activation_type,
@@ -126,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     proto = require_float_graph(args.onnx)
     match_nodes(proto, options.keep_float)  # fail on a bad pattern before generating data
     size = graph_input_size(proto, args.onnx)
-    max_disp = model_max_disp(proto)
+    max_disp = OnnxMetadata.of(proto).max_disp
     samples = load_samples(args.calib_dataset, args.calib_root, args.calib_split, args.num_samples, size, args.seed,
                            max_disp)
     feeds = calibration_feeds(samples, *size)

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgestereo.training.cli import run_training
+    from edgestereo.training.lightning_cli import run_training
 
     forwarded = [item for path in args.config for item in ("--config", path)] + list(args.forwarded)
     result = run_training(forwarded, resume=args.resume, export=args.export)

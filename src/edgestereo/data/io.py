@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,7 +25,10 @@ from edgestereo.errors import EdgeStereoError, ReadError
 
 __all__ = [
     "MiddleburyCalib",
+    "as_rgb8",
     "atomic_path",
+    "load_pair",
+    "prepare_output_dir",
     "read_calib_txt",
     "read_disparity",
     "read_image",
@@ -70,6 +74,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check that files can be written in it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EdgeStereoError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from None
+    return path
 
 
 def _read_bytes(path: str | Path) -> bytes:
@@ -162,6 +179,42 @@ def read_image(path: str | Path, *, rgb8: bool = True) -> np.ndarray:
     elif image.shape[2] == 4:
         image = image[:, :, :3]
     return np.ascontiguousarray(image)
+
+
+def as_rgb8(image: Any, what: str = "image") -> np.ndarray:
+    """A path, (H,W[,C]) uint8/uint16 array, or (3,H,W)/(1,3,H,W) tensor in [0,255] → (H,W,3) uint8 RGB."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if hasattr(image, "detach"):  # torch tensor
+        tensor = image.detach().cpu().float()
+        if tensor.dim() == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.dim() != 3 or tensor.shape[0] not in (1, 3):
+            raise EdgeStereoError(f"{what}: expected a (3,H,W) tensor, got shape {tuple(image.shape)}")
+        image = tensor.clamp(0, 255).round().byte().permute(1, 2, 0).numpy()
+    array = np.asarray(image)
+    if array.dtype == np.uint16:
+        array = (array.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise EdgeStereoError(f"{what}: expected uint8 image data, got {array.dtype}")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise EdgeStereoError(f"{what}: expected an (H,W,3) image, got shape {array.shape}")
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def load_pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both views as (H,W,3) uint8 RGB (grey is converted); raises if their sizes differ."""
+    left_rgb, right_rgb = as_rgb8(left, "left"), as_rgb8(right, "right")
+    if left_rgb.shape != right_rgb.shape:
+        raise EdgeStereoError(
+            f"left {left_rgb.shape[1]}x{left_rgb.shape[0]} and right "
+            f"{right_rgb.shape[1]}x{right_rgb.shape[0]} images differ in size"
+        )
+    return left_rgb, right_rgb
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:

@@ -3,7 +3,7 @@ pair, and predictions saved in a benchmark's submission format.
 
 The predictor is anything with the :class:`~edgestereo.runtime.predictor.Predictor` interface
 (PyTorch, ONNX Runtime, a quantised model …): two (H,W,3) uint8 RGB images → (H,W) float32
-disparity, so the same function scores every stage of a deployment.
+disparity, so the same function scores every variant of a deployment.
 
 >>> from edgestereo.data import create_dataset  # doctest: +SKIP
 >>> report = evaluate(predictor, create_dataset("kitti2015", "/data/kitti2015"))  # doctest: +SKIP

@@ -1,13 +1,4 @@
-"""Check an ONNX graph against what a deployment target accepts.
-
-Profiles:
-
-* ``npu4d`` — mobile/automotive NPUs (Qualcomm HTP, Horizon BPU …): every tensor at most 4-D, no
-  GridSample, Einsum, Scatter/ScatterND/ScatterElements, NonZero, Loop or If, no operator outside
-  the standard ONNX domain, no dynamic dimension. QuantizeLinear/DequantizeLinear are fine.
-* ``tensorrt`` — every operator on TensorRT's ONNX support list (:data:`TENSORRT_OPS`), opset within
-  what TensorRT parses, static shapes.
-* ``generic`` — whatever ONNX Runtime (CPU) can build a session for.
+"""Check an ONNX graph against what a deployment target accepts (:mod:`edgestereo.export.profiles`).
 
 All profiles run the ONNX checker and report tensors whose rank shape inference cannot find.
 Works on any ONNX file, not only edgestereo's.
@@ -21,48 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgestereo.errors import EdgeStereoError, ReadError
+from edgestereo.export.profiles import ExportProfile, get_profile
+from edgestereo.runtime.onnx_file import load_onnx
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = [
-    "NPU4D_BANNED_OPS",
-    "PROFILES",
-    "TENSORRT_OPS",
-    "CheckReport",
-    "Violation",
-    "check_onnx",
-    "load_onnx",
-]
+__all__ = ["CheckReport", "Violation", "check_onnx"]
 
-PROFILES = ("npu4d", "tensorrt", "generic")
-NPU4D_MAX_RANK = 4
-#: ops NPU compilers reject or run on the CPU: data-dependent gathers/scatters, sampling, control flow.
-NPU4D_BANNED_OPS = frozenset(
-    {"GridSample", "Einsum", "Scatter", "ScatterND", "ScatterElements", "NonZero", "Loop", "If"}
-)
-
-#: ONNX operators marked supported ("Y") in TensorRT's ONNX operator support matrix,
-#: onnx-tensorrt docs/operators.md of the "ONNX-TensorRT 10.1 GA release" (commit 96e7811, TensorRT 10.0,
-#: opsets 9 to 20). Restrictions listed there (e.g. Resize modes, 2-D/3-D pooling only) are not checked.
-_TENSORRT_OPS_TABLE = """
-    Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike
-    Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace
-    DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements
-    GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample
-    GroupNormalization GRU HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf
-    IsNaN LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LRN LSTM LpNormalization LpPool
-    MatMul Max MaxPool Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot
-    Or Pad ParametricSoftplus Pow PRelu QuantizeLinear RandomNormal RandomNormalLike RandomUniform
-    RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean
-    ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RNN RoiAlign Round
-    ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice
-    Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK
-    Transpose Trilu Unsqueeze Upsample Where Xor
-"""
-TENSORRT_OPS = frozenset(_TENSORRT_OPS_TABLE.split())
-TENSORRT_OPSETS = (9, 20)
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
 
@@ -120,24 +77,6 @@ class CheckReport:
             lines.append(f"result      {len(self.violations)} violation(s) of {self.profile}:")
             lines.extend(f"  {v}" for v in self.violations)
         return "\n".join(lines)
-
-
-def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """Read an ONNX file's graph (external weights are not loaded); ReadError if it is not ONNX."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ReadError(path, "file not found" if not path.exists() else "is not a file")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError, OSError, RuntimeError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise ReadError(path, f"not an ONNX file ({detail})") from None
-    if not proto.graph.node and not proto.graph.output:
-        raise ReadError(path, "not an ONNX file (no graph in it)")
-    return proto
 
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
@@ -237,7 +176,7 @@ def _checker_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
 def _ort_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
     import onnxruntime as ort
 
-    from edgestereo.runtime.onnx import ort_error_message
+    from edgestereo.runtime.onnx_predictor import ort_error_message
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -254,6 +193,18 @@ def _opset(proto: onnx.ModelProto) -> int:
     return next((o.version for o in proto.opset_import if o.domain in _STANDARD_DOMAINS), 0)
 
 
+def _operator_problem(node: onnx.NodeProto, target: ExportProfile) -> str | None:
+    """Why ``target`` refuses the operator of ``node``, or None."""
+    standard = node.domain in _STANDARD_DOMAINS
+    if target.standard_domain_only and not standard:
+        return f"{_op_key(node)} is not a standard ONNX operator"
+    if node.op_type in target.banned_ops:
+        return f"{node.op_type} is not supported on {target.target}"
+    if target.allowed_ops is not None and not (standard and node.op_type in target.allowed_ops):
+        return f"{_op_key(node)} is not on {target.allowed_ops_source}"
+    return None
+
+
 def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> CheckReport:
     """Check an ONNX file or ModelProto against ``profile`` ("npu4d", "tensorrt", "generic").
 
@@ -262,8 +213,7 @@ def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> C
     """
     import onnx
 
-    if profile not in PROFILES:
-        raise EdgeStereoError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
+    target = get_profile(profile)
     path = None
     if isinstance(model, onnx.ModelProto):
         proto, source = model, model.graph.name or "<ModelProto>"
@@ -285,38 +235,32 @@ def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> C
     for graph in _graphs(inferred.graph):
         for index, node in enumerate(graph.node):
             histogram[_op_key(node)] += 1
-            label = _node_label(node, index)
-            if profile == "npu4d":
-                if node.domain not in _STANDARD_DOMAINS:
-                    violations.append(Violation(label, f"{_op_key(node)} is not a standard ONNX operator"))
-                elif node.op_type in NPU4D_BANNED_OPS:
-                    violations.append(Violation(label, f"{node.op_type} is not supported on npu4d targets"))
-            elif profile == "tensorrt" and (node.domain not in _STANDARD_DOMAINS or node.op_type not in TENSORRT_OPS):
-                violations.append(Violation(label, f"{_op_key(node)} is not on TensorRT's ONNX operator list"))
+            problem = _operator_problem(node, target)
+            if problem:
+                violations.append(Violation(_node_label(node, index), problem))
 
-    if profile == "tensorrt" and not TENSORRT_OPSETS[0] <= opset <= TENSORRT_OPSETS[1]:
-        violations.append(Violation("model", f"opset {opset} is outside what TensorRT parses "
-                                             f"({TENSORRT_OPSETS[0]} to {TENSORRT_OPSETS[1]})"))
+    if target.opsets is not None and not target.opsets[0] <= opset <= target.opsets[1]:
+        violations.append(Violation("model", f"opset {opset} is outside what {target.target} parses "
+                                             f"({target.opsets[0]} to {target.opsets[1]})"))
 
     ranks = [len(dims) for dims in tensors.shapes.values() if dims is not None]
     unknown = [name for name in dict.fromkeys([*tensors.graph_inputs, *tensors.node_outputs])
                if tensors.shapes.get(name) is None]
-    static = profile in ("npu4d", "tensorrt")
     for name, dims in tensors.shapes.items():
         if dims is None:
             continue
         where = tensors.producer.get(name, name)
         shape = f"[{','.join(dims)}]"
-        if profile == "npu4d" and len(dims) > NPU4D_MAX_RANK:
-            violations.append(Violation(where, f"tensor {name} {shape} has rank {len(dims)} > {NPU4D_MAX_RANK}"))
+        if target.max_rank is not None and len(dims) > target.max_rank:
+            violations.append(Violation(where, f"tensor {name} {shape} has rank {len(dims)} > {target.max_rank}"))
         dynamic = [d for d in dims if not d.isdigit()]
-        if static and dynamic:
+        if target.static_shapes and dynamic:
             violations.append(Violation(where, f"tensor {name} {shape} has dynamic dimension(s) {', '.join(dynamic)}"))
-    if static:
+    if target.static_shapes:
         violations.extend(Violation(tensors.producer.get(name, name),
                                     f"tensor {name}: rank unknown after shape inference (shape not static)")
                           for name in unknown)
-    if profile == "generic":
+    if target.onnxruntime_session:
         problem = _ort_problem(proto, path)
         if problem:
             violations.append(Violation("model", problem))

@@ -9,18 +9,22 @@ pads and crops back). ``forward_train`` may return several predictions for the l
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.models._checkpoint import Checkpoint
 
-__all__ = ["StereoModel", "build_config", "check_stereo_inputs"]
+__all__ = ["StereoModel", "TrainingLoss", "build_config", "check_stereo_inputs"]
 
 
-def build_config(base: Any, overrides: dict[str, Any]) -> Any:
-    """``dataclasses.replace(base, **overrides)`` with an error that names unknown keys."""
+def build_config(base: Any, overrides: Mapping[str, Any]) -> Any:
+    """``dataclasses.replace(base, **overrides)`` with an error that names unknown keys; lists
+    (from JSON, YAML or the command line) become tuples, since configs are frozen."""
     names = {f.name for f in dataclasses.fields(base)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -28,7 +32,21 @@ def build_config(base: Any, overrides: dict[str, Any]) -> Any:
             f"unknown option(s) {', '.join(unknown)} for {type(base).__name__}; "
             f"known: {', '.join(sorted(names))}"
         )
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
+
+
+@dataclass(frozen=True)
+class TrainingLoss:
+    """The loss a family was published with, named by import path so that ``models`` never imports
+    ``training`` (which imports Lightning): ``target`` is "package.module:Name", a callable that takes
+    ``options`` and ``max_disp`` (px) as keywords and returns the loss.
+
+    >>> TrainingLoss("edgestereo.training.losses:SequenceLoss", {"gamma": 0.9}).target
+    'edgestereo.training.losses:SequenceLoss'
+    """
+
+    target: str
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def check_stereo_inputs(left: Tensor, right: Tensor, divisor: int = 1) -> None:
@@ -53,6 +71,13 @@ class StereoModel(nn.Module):
     divisor: int = 1
     #: False for models that are not ONNX-exportable networks (the classical SGBM baseline).
     exportable: ClassVar[bool] = True
+    #: False for a classical method that has no weights to load (the applications then need none).
+    has_weights: ClassVar[bool] = True
+    #: the family's published training loss (:func:`edgestereo.training.losses.published_loss`).
+    training_loss: ClassVar[TrainingLoss | None] = None
+    #: plain objects a family's published checkpoints pickle beside their tensors (``weights_only``
+    #: loading is extended by exactly these).
+    checkpoint_safe_globals: ClassVar[tuple[Any, ...]] = ()
     #: the registry name, set by ``create_model``.
     model_name: str = ""
     config: Any = None
@@ -74,6 +99,16 @@ class StereoModel(nn.Module):
                 switch(enabled)
         self._deploy_mode = enabled
         return self
+
+    @classmethod
+    def adapt_checkpoint(cls, checkpoint: Checkpoint, base: Any, config: dict[str, Any]
+                         ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The family's checkpoint adapter: ``checkpoint`` (a read weights file), the variant's
+        default config ``base`` and the requested ``config`` fields (the file's, then the user's) →
+        the state dict to load and the config fields to build with. The default takes both as they are;
+        a family overrides it to map keys, read the architecture from the file or refuse a mismatch."""
+        del base
+        return checkpoint.state_dict, config
 
     def export_uses_deploy(self, profile: str) -> bool:
         """Whether ONNX export for ``profile`` ("tensorrt", "generic") traces the deploy path.

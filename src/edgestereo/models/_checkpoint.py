@@ -7,31 +7,25 @@ header (and the same config in a ``.json`` beside it, for people).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pickle
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from edgestereo.errors import EdgeStereoError, ReadError
 
-if TYPE_CHECKING:
-    from edgestereo.models._base import StereoModel
-    from edgestereo.models._registry import ModelEntry
-
 __all__ = [
     "NETWORK_KEY",
     "Checkpoint",
     "checkpoint_model_name",
-    "load_model",
-    "load_pretrained",
     "load_state_dict_strict",
     "read_checkpoint",
-    "save_pretrained",
+    "training_network",
+    "weights_model_name",
+    "write_weights",
 ]
 
 _FORMAT = "edgestereo-v1"
@@ -133,7 +127,7 @@ def _read_safetensors(path: Path) -> Checkpoint:
     return Checkpoint(_strip_prefix(state_dict, "module."), meta, path)
 
 
-def _training_network(checkpoint: Checkpoint) -> Checkpoint:
+def training_network(checkpoint: Checkpoint) -> Checkpoint:
     """An ``edgestereo train`` checkpoint as the network it trains: the ``model.*`` weights (a QAT
     run's fake-quantization graph and other training state left out), its name and config."""
     network = checkpoint.meta.get(NETWORK_KEY)
@@ -148,7 +142,7 @@ def _training_network(checkpoint: Checkpoint) -> Checkpoint:
 def checkpoint_model_name(path: str | Path) -> str | None:
     """The registry name a weights file records (edgestereo safetensors, ``edgestereo train``
     checkpoints), or None (published files do not say)."""
-    name = _training_network(read_checkpoint(path)).meta.get("model")
+    name = training_network(read_checkpoint(path)).meta.get("model")
     return str(name) if name else None
 
 
@@ -173,54 +167,10 @@ def load_state_dict_strict(model: torch.nn.Module, state_dict: dict[str, torch.T
     model.load_state_dict(state_dict, strict=True)
 
 
-def _config_from_json(base_config: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """JSON lists back to tuples where the config field holds a tuple."""
-    out = {}
-    for f in dataclasses.fields(base_config):
-        if f.name in values:
-            value = values[f.name]
-            default = getattr(base_config, f.name)
-            out[f.name] = tuple(value) if isinstance(default, tuple) and isinstance(value, list) else value
-    return out
-
-
-def load_pretrained(entry: ModelEntry, path: Path, config: dict[str, Any]) -> StereoModel:
-    """Build ``entry`` from a checkpoint file: the file's config, then ``config`` on top of it."""
-    base = entry.factory()
-    # A family lists the plain objects its published files pickle beside the tensors (e.g. optimizer
-    # factories in Lightning hyper-parameters); weights_only stays on, extended by exactly those.
-    checkpoint = read_checkpoint(path, safe_globals=list(getattr(base, "checkpoint_safe_globals", ())))
-    checkpoint = _training_network(checkpoint)
-    saved_name = checkpoint.meta.get("model")
-    if saved_name and saved_name != entry.name:
-        raise EdgeStereoError(f"{path} holds weights of {saved_name!r}, not {entry.name!r}")
-    merged = {**_config_from_json(base.config, checkpoint.meta.get("config", {})), **config}
-    state_dict = checkpoint.state_dict
-    adapter = getattr(base, "adapt_checkpoint", None)
-    if callable(adapter):
-        state_dict, merged = adapter(checkpoint, merged)
-    model = entry.factory(**merged)
-    model.model_name = entry.name
-    load_state_dict_strict(model, state_dict, str(path))
-    return model
-
-
-def packaged_weights_path(entry: ModelEntry) -> Path:
-    """The weights file shipped inside the package for ``entry``."""
-    from edgestereo.models._registry import _REGISTRY
-
-    if not entry.packaged_weights:
-        shipped = sorted(e.name for e in _REGISTRY.values() if e.packaged_weights)
-        listed = ", ".join(shipped) if shipped else "none yet"
-        raise EdgeStereoError(f"no weights ship with edgestereo for {entry.name!r} (models with weights: {listed})")
-    path = Path(str(resources.files("edgestereo") / "weights" / entry.packaged_weights))
-    if not path.is_file():
-        raise EdgeStereoError(f"packaged weights {path} are missing from this installation")
-    return path
-
-
-def save_pretrained(model: StereoModel, path: str | Path) -> Path:
-    """Write ``model`` as safetensors (name and config in the header) plus ``<stem>.json``, atomically."""
+def write_weights(path: str | Path, model_name: str, config: dict[str, Any],
+                  state_dict: dict[str, torch.Tensor]) -> Path:
+    """Write ``state_dict`` as safetensors with ``model_name`` and ``config`` in its header, plus the
+    same as ``<stem>.json`` beside it (for people), each atomically."""
     from safetensors.torch import save_file
 
     from edgestereo.data.io import atomic_path
@@ -228,13 +178,10 @@ def save_pretrained(model: StereoModel, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".safetensors":
         raise EdgeStereoError(f"{path}: weights are saved as .safetensors")
-    if not model.model_name:
-        raise EdgeStereoError("model has no registry name; build it with create_model()")
-    config = dataclasses.asdict(model.config) if model.config is not None else {}
-    header = {"format": _FORMAT, "model": model.model_name, "config": json.dumps(config)}
+    header = {"format": _FORMAT, "model": model_name, "config": json.dumps(config)}
     tensors: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
-    for key, value in model.state_dict().items():
+    for key, value in state_dict.items():
         tensor = value.detach().cpu().contiguous()
         # safetensors refuses tensors that share memory; a module registered under two names (as in
         # published RAFT-Stereo checkpoints) gives such tensors, so each name gets its own copy
@@ -244,16 +191,14 @@ def save_pretrained(model: StereoModel, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     with atomic_path(path.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps({"model": model.model_name, "config": config}, indent=2) + "\n")
+        tmp.write_text(json.dumps({"model": model_name, "config": config}, indent=2) + "\n")
     return path
 
 
-def load_model(path: str | Path, *, deploy: bool = False) -> StereoModel:
-    """Load a model saved by :func:`save_pretrained`: the name and config come from the file."""
+def weights_model_name(path: str | Path) -> str:
+    """The registry name in the header of an edgestereo ``.safetensors`` file (read without its tensors)."""
     from safetensors import SafetensorError
     from safetensors.torch import safe_open
-
-    from edgestereo.models._registry import create_model
 
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
@@ -266,4 +211,4 @@ def load_model(path: str | Path, *, deploy: bool = False) -> StereoModel:
     if header.get("format") != _FORMAT or not header.get("model"):
         raise ReadError(path, "not an edgestereo weights file (no model name in its header); "
                         "use create_model(name, pretrained=path)")
-    return create_model(header["model"], pretrained=path, deploy=deploy)
+    return str(header["model"])

@@ -1,65 +1,77 @@
-"""Model registry: ``@register_model`` entry points, ``create_model``, ``list_models``."""
+"""Model registry: ``register_model`` per variant, ``list_models``, ``get_model_entry``.
+
+A family registers its variants in its own file under ``edgestereo/models/`` (any public module or
+package there is imported on first use of the registry, not at ``import edgestereo``): the model
+class, the variant's config, a description and the packaged weights, if any. The class itself
+carries the rest of the family's contract: its training loss (``training_loss``) and its checkpoint
+adapter (``adapt_checkpoint``). Building and loading live in :mod:`edgestereo.models._factory`.
+"""
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel
+from edgestereo.models._base import StereoModel, build_config
 
-__all__ = ["ModelEntry", "create_model", "default_weights", "get_model_entry", "list_models", "register_model"]
-
-# One module per model family; imported on first use of the registry, not at `import edgestereo`.
-_FAMILY_MODULES = (
-    "edgestereo.models.sgbm",
-    "edgestereo.models.stereonet_plus",
-    "edgestereo.models.stereonet_plus2",
-    "edgestereo.models.raft_stereo",
-    "edgestereo.models.stereonet",
-    "edgestereo.models.gwcnet",
-)
+__all__ = ["DEFAULT_MODEL", "ModelEntry", "get_model_entry", "list_models", "register_model"]
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered variant: its factory and a one-line description."""
+    """A registered variant: its class, its default config (a frozen dataclass) and a description.
+
+    packaged_weights: a file name under ``edgestereo/weights/``, or an absolute path (a family that
+    lives outside the package), for ``pretrained=True``; None when the variant ships no weights.
+    """
 
     name: str
-    factory: Callable[..., StereoModel]
+    model_class: type[StereoModel]
+    config: Any
     description: str
-    #: file name of packaged weights under ``edgestereo/weights/`` (``pretrained=True``), if any.
-    packaged_weights: str | None = None
+    packaged_weights: str | Path | None = None
+
+    def build(self, **overrides: Any) -> StereoModel:
+        """A freshly initialised model: the default config with ``overrides`` on top."""
+        model = self.model_class(build_config(self.config, overrides))
+        model.model_name = self.name
+        return model
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 _loaded = False
 
 
-def register_model(
-    name: str, *, description: str, packaged_weights: str | None = None
-) -> Callable[[Callable[..., StereoModel]], Callable[..., StereoModel]]:
-    """Decorator that registers a factory ``f(**config_overrides) -> StereoModel`` under ``name``."""
+def register_model(name: str, model_class: type[StereoModel], config: Any, *, description: str,
+                   packaged_weights: str | Path | None = None) -> ModelEntry:
+    """Register the variant ``name`` of a family: ``model_class(config)`` with config overrides on top.
 
-    def decorate(factory: Callable[..., StereoModel]) -> Callable[..., StereoModel]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, factory, description, packaged_weights)
-        return factory
-
-    return decorate
+    >>> register_model("stereonet-plus", StereoNetPlus, StereoNetPlusConfig(),  # doctest: +SKIP
+    ...                description="StereoNetPlus: 4-D real-time network for NPUs")
+    """
+    if name in _REGISTRY:
+        raise EdgeStereoError(f"model {name!r} is registered twice")
+    entry = ModelEntry(name, model_class, config, description, packaged_weights)
+    _REGISTRY[name] = entry
+    return entry
 
 
 def _load_families() -> None:
+    """Import every public module of this package once: each family registers itself on import."""
     global _loaded
-    if not _loaded:
-        for module in _FAMILY_MODULES:
-            importlib.import_module(module)
-        _loaded = True
+    if _loaded:
+        return
+    package = __name__.rpartition(".")[0]
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package}.{module.name}")
+    _loaded = True
 
 
 def list_models() -> list[str]:
@@ -76,41 +88,3 @@ def get_model_entry(name: str) -> ModelEntry:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise EdgeStereoError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
-
-
-def default_weights(name: str, pretrained: bool | str | Path | None = None) -> bool | str | Path | None:
-    """What the applications load for ``name``: ``pretrained`` when given, else True (the packaged
-    weights) for a model that ships them, else None (random initialisation)."""
-    if pretrained is not None:
-        return pretrained
-    return True if get_model_entry(name).packaged_weights else None
-
-
-def create_model(
-    name: str,
-    pretrained: bool | str | Path | None = None,
-    *,
-    deploy: bool = False,
-    **config: Any,
-) -> StereoModel:
-    """Build a registered model.
-
-    pretrained: None/False for random initialisation; True for the weights packaged with edgestereo;
-    a path to a checkpoint (safetensors, or a published ``.pth``/``.ckpt``, loaded with
-    ``weights_only=True`` and strict key/shape checks). ``deploy`` switches to the export-safe path.
-    ``config`` overrides fields of the family's config dataclass.
-    """
-    from edgestereo.models._checkpoint import load_pretrained, packaged_weights_path
-
-    entry = get_model_entry(name)
-    if pretrained is True:
-        path = packaged_weights_path(entry)
-        model = load_pretrained(entry, path, config)
-    elif pretrained:
-        model = load_pretrained(entry, Path(pretrained), config)
-    else:
-        model = entry.factory(**config)
-        model.model_name = name
-    if deploy:
-        model.deploy()
-    return model.eval()

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, TrainingLoss, check_stereo_inputs
 from edgestereo.models._checkpoint import Checkpoint
 from edgestereo.models._registry import register_model
 from edgestereo.models.blocks.image import as_rgb, normalize
@@ -166,6 +166,9 @@ class GwcNet(StereoModel):
     """
 
     divisor = 16
+    #: smooth-L1 on the four predictions, weighted 0.5, 0.5, 0.7, 1.0.
+    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
+                                 {"weights": (0.5, 0.5, 0.7, 1.0)})
 
     def __init__(self, config: GwcNetConfig) -> None:
         super().__init__()
@@ -240,11 +243,12 @@ class GwcNet(StereoModel):
         return [self._regress(volume, classifier, *static_shape(left)[-2:])
                 for volume, classifier in zip(self._aggregate(left, right), classifiers)]
 
-    def adapt_checkpoint(self, checkpoint: Checkpoint, config: dict[str, Any]) -> tuple[dict[str, Tensor],
-                                                                                         dict[str, Any]]:
+    @classmethod
+    def adapt_checkpoint(cls, checkpoint: Checkpoint, base: GwcNetConfig, config: dict[str, Any]
+                         ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Refuse GwcNet-g weights for GwcNet-gc and the reverse, with a message naming both."""
         has_concat = any(key.startswith("feature_extraction.lastconv.") for key in checkpoint.state_dict)
-        wants_concat = bool(config.get("concat_channels", self.config.concat_channels))
+        wants_concat = bool(config.get("concat_channels", base.concat_channels))
         if has_concat != wants_concat:
             held, asked = ("gwcnet-gc", "gwcnet-g") if has_concat else ("gwcnet-g", "gwcnet-gc")
             raise EdgeStereoError(f"{checkpoint.path}: the checkpoint holds {held} weights "
@@ -266,13 +270,9 @@ def _check_config(config: GwcNetConfig) -> None:
         raise EdgeStereoError(f"gwcnet: concat_channels must be ≥ 0, got {config.concat_channels}")
 
 
-@register_model("gwcnet-g", description="GwcNet-g (CVPR 2019), group-wise correlation volume + stacked hourglass "
-                "3-D aggregation; loads xy-guo/GwcNet checkpoints")
-def gwcnet_g(**overrides: Any) -> GwcNet:
-    return GwcNet(build_config(GwcNetConfig(concat_channels=0), overrides))
-
-
-@register_model("gwcnet-gc", description="GwcNet-gc (CVPR 2019), group-wise correlation + concatenation volumes; "
-                "loads xy-guo/GwcNet checkpoints")
-def gwcnet_gc(**overrides: Any) -> GwcNet:
-    return GwcNet(build_config(GwcNetConfig(concat_channels=12), overrides))
+register_model("gwcnet-g", GwcNet, GwcNetConfig(concat_channels=0),
+               description="GwcNet-g (CVPR 2019), group-wise correlation volume + stacked hourglass 3-D "
+               "aggregation; loads xy-guo/GwcNet checkpoints")
+register_model("gwcnet-gc", GwcNet, GwcNetConfig(concat_channels=12),
+               description="GwcNet-gc (CVPR 2019), group-wise correlation + concatenation volumes; loads "
+               "xy-guo/GwcNet checkpoints")

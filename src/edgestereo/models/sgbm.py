@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, check_stereo_inputs
 from edgestereo.models._registry import register_model
 
 __all__ = ["SGBM", "SGBMConfig", "fill_invalid_background"]
@@ -78,6 +78,7 @@ class SGBM(StereoModel):
 
     divisor = 1
     exportable = False
+    has_weights = False
 
     def __init__(self, config: SGBMConfig) -> None:
         super().__init__()
@@ -122,6 +123,5 @@ class SGBM(StereoModel):
         return torch.stack(out)[:, None].to(device=left.device, dtype=torch.float32)
 
 
-@register_model("sgbm", description="OpenCV StereoSGBM, 3-way mode: the classical baseline (no weights)")
-def sgbm(**overrides) -> SGBM:
-    return SGBM(build_config(SGBMConfig(), overrides))
+register_model("sgbm", SGBM, SGBMConfig(),
+               description="OpenCV StereoSGBM, 3-way mode: the classical baseline (no weights)")

@@ -17,7 +17,6 @@ luma; a 3-channel model repeats a grey input.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, TrainingLoss, check_stereo_inputs
 from edgestereo.models._checkpoint import Checkpoint
 from edgestereo.models._registry import register_model
 from edgestereo.models.blocks.image import as_rgb, normalize, rgb_to_grey
@@ -161,6 +160,8 @@ class StereoNet(StereoModel):
     """
 
     checkpoint_safe_globals: ClassVar[tuple[Any, ...]] = _optimizer_factory_globals()
+    #: Barron's robust loss (α = 1, c = 2) on every refinement level, left and right views.
+    training_loss = TrainingLoss("edgestereo.training.losses:RobustLeftRightLoss")
 
     def __init__(self, config: StereoNetConfig) -> None:
         super().__init__()
@@ -225,8 +226,9 @@ class StereoNet(StereoModel):
                          for d in self._pyramid(reference, target, side)]
         return out
 
-    def adapt_checkpoint(self, checkpoint: Checkpoint, config: dict[str, Any]) -> tuple[dict[str, Tensor],
-                                                                                         dict[str, Any]]:
+    @classmethod
+    def adapt_checkpoint(cls, checkpoint: Checkpoint, base: StereoNetConfig, config: dict[str, Any]
+                         ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Take the architecture from a Lightning file's ``hyper_parameters``; refuse a requested
         configuration that disagrees with it (naming the field)."""
         state_dict = checkpoint.state_dict
@@ -263,11 +265,6 @@ def _check_config(config: StereoNetConfig) -> None:
         raise EdgeStereoError(f"stereonet: std values must be positive, got {config.std}")
 
 
-@register_model("stereonet", description="StereoNet (ECCV 2018), 3-D cost filtering + hierarchical refinement; "
-                "loads StereoNet_PyTorch Lightning checkpoints")
-def stereonet(**overrides: Any) -> StereoNet:
-    config = build_config(StereoNetConfig(), overrides)
-    # JSON and CLI hand sequences over as lists; the frozen config keeps tuples.
-    config = dataclasses.replace(config, **{k: tuple(getattr(config, k)) for k in ("mean", "std")
-                                            if getattr(config, k) is not None})
-    return StereoNet(config)
+register_model("stereonet", StereoNet, StereoNetConfig(),
+               description="StereoNet (ECCV 2018), 3-D cost filtering + hierarchical refinement; loads "
+               "StereoNet_PyTorch Lightning checkpoints")

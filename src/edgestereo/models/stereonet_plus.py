@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, TrainingLoss, check_stereo_inputs
 from edgestereo.models._registry import register_model
 from edgestereo.ops.correlation import Correlation1d
 from edgestereo.ops.softmax import ChannelSoftmax
@@ -277,6 +277,9 @@ class StereoNetPlus(StereoModel):
     multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp)."""
 
     divisor = _MAX_STRIDE
+    #: smooth-L1 on the 1/16, 1/8 and full-resolution predictions, weighted 1/3, 2/3, 1.
+    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
+                                 {"weights": (1 / 3, 2 / 3, 1.0)})
 
     def __init__(self, config: StereoNetPlusConfig) -> None:
         super().__init__()
@@ -369,14 +372,10 @@ _SMALL = {"stem_channels": 8, "stage_channels": (16, 24, 32, 48), "stage_blocks"
           "refine_channels": 8, "num_aggregations": 4}
 
 
-@register_model("stereonet-plus", description="StereoNetPlus: 4-D real-time network for NPUs, "
-                "multi-scale correlation, adaptive aggregation, superpixel upsampling")
-def stereonet_plus(**overrides) -> StereoNetPlus:
-    return StereoNetPlus(build_config(StereoNetPlusConfig(), overrides))
-
-
-@register_model("stereonet-plus-small", description="StereoNetPlus, ~1.5x faster: thinner backbone, 8-channel "
-                "superpixel branch, 4 aggregation modules (the default model; weights trained on synthetic pairs)",
-                packaged_weights="stereonet_plus_small_synthetic.safetensors")
-def stereonet_plus_small(**overrides) -> StereoNetPlus:
-    return StereoNetPlus(build_config(StereoNetPlusConfig(**_SMALL), overrides))
+register_model("stereonet-plus", StereoNetPlus, StereoNetPlusConfig(),
+               description="StereoNetPlus: 4-D real-time network for NPUs, multi-scale correlation, adaptive "
+               "aggregation, superpixel upsampling")
+register_model("stereonet-plus-small", StereoNetPlus, StereoNetPlusConfig(**_SMALL),
+               description="StereoNetPlus, ~1.5x faster: thinner backbone, 8-channel superpixel branch, 4 "
+               "aggregation modules (the default model; weights trained on synthetic pairs)",
+               packaged_weights="stereonet_plus_small_synthetic.safetensors")

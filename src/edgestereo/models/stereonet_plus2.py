@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, TrainingLoss, check_stereo_inputs
 from edgestereo.models._registry import register_model
 from edgestereo.models.stereonet_plus import (
     AdaptiveAggregation,
@@ -131,6 +131,9 @@ class StereoNetPlus2(StereoModel):
     multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp]."""
 
     divisor = _MAX_STRIDE
+    #: multi-scale smooth-L1 on the four predictions, plus the distribution term on the 1/16 and 1/8 softmaxes
+    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
+                                 {"weights": (0.25, 0.5, 0.75, 1.0), "distribution_weight": 0.5})
 
     def __init__(self, config: StereoNetPlus2Config) -> None:
         super().__init__()
@@ -247,13 +250,9 @@ _SMALL = {"stem_channels": 8, "stage_channels": (16, 24, 32, 48), "stage_blocks"
           "local_radius": 2}
 
 
-@register_model("stereonet-plus2", description="StereoNetPlus v2: 1/8 matching and aggregation, 1/4 local-cost "
-                "refinement, 3x3 convex upsampling; 4-D for NPUs")
-def stereonet_plus2(**overrides) -> StereoNetPlus2:
-    return StereoNetPlus2(build_config(StereoNetPlus2Config(), overrides))
-
-
-@register_model("stereonet-plus2-small", description="StereoNetPlus v2 with stereonet-plus-small's backbone: "
-                "thinner 1/8 part, 24-channel refinement")
-def stereonet_plus2_small(**overrides) -> StereoNetPlus2:
-    return StereoNetPlus2(build_config(StereoNetPlus2Config(**_SMALL), overrides))
+register_model("stereonet-plus2", StereoNetPlus2, StereoNetPlus2Config(),
+               description="StereoNetPlus v2: 1/8 matching and aggregation, 1/4 local-cost refinement, 3x3 convex "
+               "upsampling; 4-D for NPUs")
+register_model("stereonet-plus2-small", StereoNetPlus2, StereoNetPlus2Config(**_SMALL),
+               description="StereoNetPlus v2 with stereonet-plus-small's backbone: thinner 1/8 part, 16-channel "
+               "refinement")

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = [
     "Conv3dOp",
@@ -215,15 +217,11 @@ def conv_transpose3d_slices(
     return interleaved[pd : pd + out_depth]
 
 
-class Conv3dOp(nn.Module):
+class Conv3dOp(DeploySwitch):
     """Parameter-free 3-D convolution with a deploy twin; the owning layer passes its weights.
 
     Reference: ``F.conv3d`` on (B,Cin,D,H,W). Deploy: :func:`conv3d_slices` on (D, B·Cin, H, W).
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deploy_mode = False
 
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Triple, padding: Triple) -> Tensor:
         """x: volume (reference) or slice stack (deploy) → the same layout, convolved."""
@@ -231,20 +229,14 @@ class Conv3dOp(nn.Module):
             return conv3d_slices(x, weight, bias, stride, padding)
         return F.conv3d(x, weight, bias, stride, padding)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled
 
 
-class ConvTranspose3dOp(nn.Module):
+class ConvTranspose3dOp(DeploySwitch):
     """Parameter-free transposed 3-D convolution with a deploy twin; the owning layer passes its weights.
 
     Reference: :func:`conv_transpose3d_cropped` on (B,Cin,D,H,W) (equal to ``F.conv_transpose3d``,
     exportable for TensorRT). Deploy: :func:`conv_transpose3d_slices` on (D, B·Cin, H, W).
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deploy_mode = False
 
     def forward(self, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Triple, padding: Triple,
                 output_padding: Triple) -> Tensor:
@@ -252,6 +244,3 @@ class ConvTranspose3dOp(nn.Module):
         if self.deploy_mode:
             return conv_transpose3d_slices(x, weight, bias, stride, padding, output_padding)
         return conv_transpose3d_cropped(x, weight, bias, stride, padding, output_padding)
-
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
+from edgestereo.ops.deploy_switch import DeploySwitch
 from edgestereo.ops.softmax import channel_softmax_elementwise
 
 __all__ = ["ConvexUpsample", "convex_upsample_4d", "convex_upsample_reference"]
@@ -65,7 +66,7 @@ def convex_upsample_4d(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
     return outputs[0] if channels == 1 else torch.cat(outputs, dim=1)
 
 
-class ConvexUpsample(nn.Module):
+class ConvexUpsample(DeploySwitch):
     """Parameter-free convex upsampling by ``factor``; ``switch_to_deploy`` selects the 4-D twin.
 
     forward(flow (B,D,H,W), mask (B,9*f*f,H,W)) → (B,D,f*H,f*W).
@@ -74,15 +75,11 @@ class ConvexUpsample(nn.Module):
     def __init__(self, factor: int) -> None:
         super().__init__()
         self.factor = factor
-        self.deploy_mode = False
 
     def forward(self, flow: Tensor, mask: Tensor) -> Tensor:
         if self.deploy_mode:
             return convex_upsample_4d(flow, mask, self.factor)
         return convex_upsample_reference(flow, mask, self.factor)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled
-
     def extra_repr(self) -> str:
-        return f"factor={self.factor}, deploy={self.deploy_mode}"
+        return f"factor={self.factor}, {super().extra_repr()}"

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = ["Correlation1d", "correlation_volume_reference", "correlation_volume_shift"]
 
@@ -66,7 +67,7 @@ def correlation_volume_shift(left: Tensor, right: Tensor, num_disp: int) -> Tens
     return torch.cat(costs, 1)
 
 
-class Correlation1d(nn.Module):
+class Correlation1d(DeploySwitch):
     """Correlation cost volume over ``num_disp`` candidates; parameter-free, with a deploy twin.
 
     forward: left, right (B,C,H,W) → (B,D,H,W). The reference path is the window product, the deploy
@@ -78,16 +79,11 @@ class Correlation1d(nn.Module):
         if num_disp < 1:
             raise EdgeStereoError(f"correlation needs at least one candidate disparity, got {num_disp}")
         self.num_disp = num_disp
-        self.deploy_mode = False
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         if self.deploy_mode:
             return correlation_volume_shift(left, right, self.num_disp)
         return correlation_volume_reference(left, right, self.num_disp)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        """Use the shift-and-pad path (rank ≤ 4, NPU-safe) when ``enabled``."""
-        self.deploy_mode = enabled
-
     def extra_repr(self) -> str:
-        return f"num_disp={self.num_disp}, deploy={self.deploy_mode}"
+        return f"num_disp={self.num_disp}, {super().extra_repr()}"

@@ -23,7 +23,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = [
     "CorrelationPyramid1d",
@@ -131,7 +133,7 @@ def lookup_gather(padded_pyramid: list[Tensor], x: Tensor, radius: int) -> Tenso
     return _at_least_float32(torch.cat(samples, dim=-1).permute(0, 3, 1, 2))
 
 
-class CorrelationPyramid1d(nn.Module):
+class CorrelationPyramid1d(DeploySwitch):
     """The correlation as an object built once per pair and indexed every iteration.
 
     ``build(fmap1, fmap2)`` → pyramid; ``lookup(pyramid, x)`` → (B, L*(2r+1), H, W1) features. The
@@ -144,7 +146,6 @@ class CorrelationPyramid1d(nn.Module):
         super().__init__()
         self.num_levels = num_levels
         self.radius = radius
-        self.deploy_mode = False
 
     @property
     def channels(self) -> int:
@@ -175,8 +176,5 @@ class CorrelationPyramid1d(nn.Module):
         """One-shot :meth:`build` and :meth:`lookup`: (B,C,H,W1), (B,C,H,W2), (B,1,H,W1) → (B,L*(2r+1),H,W1)."""
         return self.lookup(self.build(fmap1, fmap2), x)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled
-
     def extra_repr(self) -> str:
-        return f"num_levels={self.num_levels}, radius={self.radius}, deploy={self.deploy_mode}"
+        return f"num_levels={self.num_levels}, radius={self.radius}, {super().extra_repr()}"

@@ -25,9 +25,10 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from edgestereo.ops.conv3d import static_shape
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = [
     "VolumeLayout",
@@ -118,17 +119,13 @@ def disparity_regression(probabilities: Tensor, disparities: Tensor) -> Tensor:
     return (probabilities * disparities.reshape(1, -1, 1, 1)).sum(dim=1, keepdim=True)
 
 
-class VolumeLayout(nn.Module):
+class VolumeLayout(DeploySwitch):
     """Parameter-free: how the 3-D aggregation holds its cost volume.
 
     Reference: (B,C,D,H,W). Deploy: the slice stack (D, B·C, H, W) of :mod:`edgestereo.ops.conv3d`.
     ``forward`` stacks per-disparity maps; :meth:`cost_maps` turns a one-channel result back into
     (B,D,H,W) for the soft argmin.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deploy_mode = False
 
     def forward(self, maps: list[Tensor]) -> Tensor:
         """maps: D tensors (B,C,H,W) → (B,C,D,H,W) or (D, B·C, H, W)."""
@@ -147,6 +144,3 @@ class VolumeLayout(nn.Module):
             raise ValueError(f"expected a (B,1,D,H,W) cost volume, got {tuple(volume.shape)}")
         # Indexing rather than squeeze(): an explicit axis, nothing for an exporter to guess.
         return volume[:, 0]
-
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled

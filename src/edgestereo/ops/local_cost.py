@@ -20,9 +20,10 @@ tensor([0.2500, 1.2500, 2.2500])
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = ["LocalCost", "local_cost_hat", "local_cost_reference"]
 
@@ -72,7 +73,7 @@ def local_cost_hat(volume: Tensor, position: Tensor, radius: int) -> Tensor:
     return torch.cat(costs, 1)
 
 
-class LocalCost(nn.Module):
+class LocalCost(DeploySwitch):
     """Parameter-free local cost look-up with a deploy twin.
 
     forward(volume (B,D,H,W), position (B,1,H,W) candidate units) → (B,2·radius+1,H,W).
@@ -83,16 +84,11 @@ class LocalCost(nn.Module):
         if radius < 0:
             raise EdgeStereoError(f"local cost radius must be ≥ 0, got {radius}")
         self.radius = radius
-        self.deploy_mode = False
 
     def forward(self, volume: Tensor, position: Tensor) -> Tensor:
         if self.deploy_mode:
             return local_cost_hat(volume, position, self.radius)
         return local_cost_reference(volume, position, self.radius)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        """Use the hat-kernel form (rank ≤ 4, no gather) when ``enabled``."""
-        self.deploy_mode = enabled
-
     def extra_repr(self) -> str:
-        return f"radius={self.radius}, deploy={self.deploy_mode}"
+        return f"radius={self.radius}, {super().extra_repr()}"

@@ -10,7 +10,9 @@ the maximum subtracted for the same numerical range as the fused op.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = ["ChannelSoftmax", "channel_softmax_elementwise"]
 
@@ -27,22 +29,11 @@ def channel_softmax_elementwise(x: Tensor) -> Tensor:
     return exp / exp.sum(1, keepdim=True)
 
 
-class ChannelSoftmax(nn.Module):
+class ChannelSoftmax(DeploySwitch):
     """Softmax over dim 1 of (B,C,H,W); parameter-free. Reference: ``F.softmax``; deploy: the
     elementwise form (same values to float rounding)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deploy_mode = False
 
     def forward(self, x: Tensor) -> Tensor:
         if self.deploy_mode:
             return channel_softmax_elementwise(x)
         return F.softmax(x, dim=1)
-
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        """Use the elementwise form (fast in ONNX Runtime) when ``enabled``."""
-        self.deploy_mode = enabled
-
-    def extra_repr(self) -> str:
-        return f"deploy={self.deploy_mode}"

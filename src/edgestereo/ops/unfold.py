@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = ["NeighbourUnfold", "neighbour_unfold_conv", "neighbour_unfold_reference", "one_hot_unfold_kernel"]
 
@@ -56,7 +57,7 @@ def neighbour_unfold_conv(x: Tensor, kernel: Tensor) -> Tensor:
     return F.conv2d(F.pad(x, _padding(kernel_size)), kernel.to(x.dtype), groups=x.shape[1])
 
 
-class NeighbourUnfold(nn.Module):
+class NeighbourUnfold(DeploySwitch):
     """k×k neighbourhood unfold of a (B,C,H,W) map → (B,C·k²,H,W); parameter-free, with a deploy twin.
 
     The one-hot kernel is a non-persistent buffer, so the state dict is the same on both paths.
@@ -66,7 +67,6 @@ class NeighbourUnfold(nn.Module):
         super().__init__()
         self.channels = channels
         self.kernel_size = kernel_size
-        self.deploy_mode = False
         self.register_buffer("kernel", one_hot_unfold_kernel(channels, kernel_size), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -76,9 +76,5 @@ class NeighbourUnfold(nn.Module):
             return neighbour_unfold_conv(x, self.kernel)
         return neighbour_unfold_reference(x, self.kernel_size)
 
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        """Use the one-hot convolution (NPU-safe) when ``enabled``."""
-        self.deploy_mode = enabled
-
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_size={self.kernel_size}, deploy={self.deploy_mode}"
+        return f"channels={self.channels}, kernel_size={self.kernel_size}, {super().extra_repr()}"

@@ -21,9 +21,10 @@ import functools
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from edgestereo.ops.conv3d import static_shape
+from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = ["CostVolumeUpsample", "linear_resize_matrix", "upsample_cost_separable", "upsample_cost_trilinear"]
 
@@ -71,12 +72,8 @@ def upsample_cost_separable(cost: Tensor, size: tuple[int, int, int]) -> Tensor:
     return cost
 
 
-class CostVolumeUpsample(nn.Module):
+class CostVolumeUpsample(DeploySwitch):
     """Parameter-free trilinear up-sampling of a (B,D,H,W) cost; deploy twin rank ≤ 4."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.deploy_mode = False
 
     def forward(self, cost: Tensor, size: tuple[int, int, int]) -> Tensor:
         """cost: (B,D,H,W); size: (D',H',W') → (B,D',H',W')."""
@@ -85,6 +82,3 @@ class CostVolumeUpsample(nn.Module):
         if self.deploy_mode:
             return upsample_cost_separable(cost, size)
         return upsample_cost_trilinear(cost, size)
-
-    def switch_to_deploy(self, enabled: bool = True) -> None:
-        self.deploy_mode = enabled

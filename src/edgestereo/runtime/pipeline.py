@@ -34,9 +34,9 @@ _END = object()
 class PipelineFrame(Generic[T]):
     """One item on its way through the pipeline.
 
-    ``prepare`` fills ``left``/``right`` ((H,W,3) uint8 RGB) for frames to infer; the infer stage
+    ``prepare`` fills ``left``/``right`` ((H,W,3) uint8 RGB) for frames to infer; the infer step
     sets ``disparity`` ((H,W) float32 pixels) and ``infer_ms``. A frame whose ``left`` is None
-    (already done, say) passes the infer stage untouched; ``extra`` carries whatever ``prepare``
+    (already done, say) passes the infer step untouched; ``extra`` carries whatever ``prepare``
     wants the encoder to have. ``error`` is the one-line reason a frame failed.
     """
 
@@ -75,7 +75,7 @@ def run_pipeline(
 ) -> Iterator[PipelineFrame[T]]:
     """Decode (``prepare``) and infer (``predictor``) in two background threads; yield frames in order.
 
-    ``depth`` bounds the frames waiting between stages (memory stays small). Setting ``stop``
+    ``depth`` bounds the frames waiting between steps (memory stays small). Setting ``stop``
     ends the stream cleanly: no new item is taken, frames already decoded are still inferred and
     yielded. Closing the generator early cancels both threads.
     """

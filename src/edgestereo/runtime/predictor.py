@@ -20,7 +20,7 @@ __all__ = ["Predictor", "TorchPredictor", "resolve_device", "to_tensor"]
 
 
 class Predictor(Protocol):
-    """What the apps need from a runtime."""
+    """What the apps need from a runtime (built by :func:`edgestereo.runtime.factory.create_predictor`)."""
 
     name: str
 
@@ -49,6 +49,8 @@ def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Te
 
 class TorchPredictor:
     """Runs a :class:`StereoModel` in PyTorch; ``precision`` "fp32", "bf16" or "fp16" (autocast)."""
+
+    runtime = "torch"
 
     def __init__(self, model: StereoModel, device: str | torch.device | None = None, precision: str = "fp32"):
         if precision not in ("fp32", "bf16", "fp16"):

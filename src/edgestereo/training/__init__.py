@@ -5,9 +5,9 @@
 train``, :func:`export_weights` turns a run into safetensors that :func:`edgestereo.load_model` reads.
 """
 
-from edgestereo.training.cli import run_training
 from edgestereo.training.datamodule import StereoDataModule
-from edgestereo.training.export import export_weights
+from edgestereo.training.lightning_cli import run_training
 from edgestereo.training.lit_module import StereoLitModule
+from edgestereo.training.weights import export_weights
 
 __all__ = ["StereoDataModule", "StereoLitModule", "export_weights", "run_training"]

@@ -5,7 +5,7 @@ metrics (EPE, bad-1, bad-3, D1) with a picture grid per validation.
 The network stays a plain :class:`~edgestereo.models.StereoModel` in ``self.model``; its weights
 are ``model.*`` in Lightning checkpoints and :func:`edgestereo.training.export_weights` writes them
 as safetensors that :func:`edgestereo.load_model` reads. With ``quant="qat"`` the network trains and
-validates through int8 fake quantization (:class:`~edgestereo.export.qat.QATModel`, ``qat.*`` in
+validates through int8 fake quantization (:class:`~edgestereo.quant.qat.QATModel`, ``qat.*`` in
 checkpoints), and its float weights are written back into ``self.model`` whenever they are saved.
 """
 
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import create_model
+from edgestereo.models._checkpoint import NETWORK_KEY
 from edgestereo.runtime.padding import InputPadder
 from edgestereo.training.losses import (
     SelfSupervisedLoss,
@@ -36,8 +37,8 @@ from edgestereo.training.losses import (
 )
 
 if TYPE_CHECKING:
-    from edgestereo.export.qat import QATModel
     from edgestereo.models import StereoModel
+    from edgestereo.quant.qat import QATModel
 
 __all__ = ["DEFAULT_TRAIN_MODEL", "StereoLitModule", "validation_grid"]
 
@@ -167,8 +168,6 @@ class StereoLitModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the network's name and complete config (also what a pretrained file set), so the
         weights can be exported without the recipe; under QAT put the current float weights in ``model.*``."""
-        from edgestereo.training.export import NETWORK_KEY
-
         network = self.trained_network()
         if self.qat is not None:
             # the graph's BatchNorm statistics are its own tensors once the module has moved devices
@@ -184,7 +183,7 @@ class StereoLitModule(pl.LightningModule):
             self.qat = self._build_qat()
 
     def _build_qat(self) -> QATModel:
-        from edgestereo.export.qat import QATModel
+        from edgestereo.quant.qat import QATModel
 
         trainer = self.trainer
         if str(trainer.precision) not in ("32-true", "32"):

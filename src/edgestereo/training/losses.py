@@ -1,5 +1,6 @@
 """Training losses: each family's published loss, and a self-supervised objective for pairs without
-ground truth. Models never compute losses; :func:`published_loss` maps a model to its loss.
+ground truth. Models never compute losses; a family names its loss (``StereoModel.training_loss``)
+and :func:`published_loss` builds it.
 
 Conventions: disparities are (B,1,H,W) pixels of the input resolution; ``valid`` is (B,1,H,W) bool;
 a batch is the dict :func:`edgestereo.data.collate_stereo` builds (``left``, ``right``, ``disp``,
@@ -16,10 +17,10 @@ a batch is the dict :func:`edgestereo.data.collate_stereo` builds (``left``, ``r
 
 from __future__ import annotations
 
+import importlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
 import torch
@@ -29,7 +30,6 @@ from torch import Tensor, nn
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
-    "PUBLISHED_LOSSES",
     "MultiScaleSmoothL1Loss",
     "RobustLeftRightLoss",
     "SelfSupervisedLoss",
@@ -236,31 +236,27 @@ class MultiScaleSmoothL1Loss:
 
 
 # --------------------------------------------------------------------------- family → published loss
-#: model class name → factory of its published loss (keyword ``max_disp`` optional). A new family
-#: adds one line; classes are matched along the MRO, so subclasses inherit their parent's loss.
-PUBLISHED_LOSSES: dict[str, Callable[..., StereoLoss]] = {
-    "RAFTStereo": partial(SequenceLoss, gamma=0.9),
-    "StereoNet": RobustLeftRightLoss,
-    "GwcNet": partial(MultiScaleSmoothL1Loss, weights=(0.5, 0.5, 0.7, 1.0)),
-    "StereoNetPlus": partial(MultiScaleSmoothL1Loss, weights=(1 / 3, 2 / 3, 1.0)),
-    "StereoNetPlus2": partial(MultiScaleSmoothL1Loss, weights=(0.25, 0.5, 0.75, 1.0), distribution_weight=0.5),
-}
-
-
 def published_loss(model: nn.Module, max_disp: float | None = None) -> StereoLoss:
-    """The loss ``model``'s family was published with. ``max_disp`` (px) overrides the published
-    ground-truth cut-off; by default the model's ``config.max_disp`` when it has one."""
-    for cls in type(model).__mro__:
-        factory = PUBLISHED_LOSSES.get(cls.__name__)
-        if factory is not None:
-            if max_disp is None:
-                max_disp = getattr(getattr(model, "config", None), "max_disp", None)
-            return factory(max_disp=float(max_disp)) if max_disp is not None else factory()
-    name = getattr(model, "model_name", "") or type(model).__name__
-    raise EdgeStereoError(
-        f"no published loss for {name!r} ({type(model).__name__}); trainable families: "
-        f"{', '.join(sorted(PUBLISHED_LOSSES))} (or use the self-supervised loss)"
-    )
+    """The loss ``model``'s family was published with (its class's ``training_loss``, inherited by
+    subclasses). ``max_disp`` (px) overrides the published ground-truth cut-off; by default the
+    model's ``config.max_disp`` when it has one."""
+    spec = getattr(type(model), "training_loss", None)
+    if spec is None:
+        name = getattr(model, "model_name", "") or type(model).__name__
+        raise EdgeStereoError(f"no published loss for {name!r}: {type(model).__name__} declares no training_loss "
+                              "(use the self-supervised loss, or declare one in the family's file)")
+    module_name, _, attribute = spec.target.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        raise EdgeStereoError(f"{type(model).__name__}.training_loss names {spec.target!r}, which cannot be "
+                              "imported") from None
+    if max_disp is None:
+        max_disp = getattr(getattr(model, "config", None), "max_disp", None)
+    options = dict(spec.options)
+    if max_disp is not None:
+        options["max_disp"] = float(max_disp)
+    return factory(**options)
 
 
 # --------------------------------------------------------------------------- self-supervised

@@ -11,22 +11,20 @@ every tensor at most 4-D.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, build_config, check_stereo_inputs
+from edgestereo.models._base import StereoModel, TrainingLoss, build_config, check_stereo_inputs
+from edgestereo.models._checkpoint import Checkpoint, load_state_dict_strict
 from edgestereo.models._registry import register_model
 from edgestereo.models.raft_stereo.encoder import NORMS, BasicEncoder, MultiBasicEncoder, ResidualBlock
 from edgestereo.models.raft_stereo.update import MultiLevelUpdateBlock
 from edgestereo.ops.convex_upsample import ConvexUpsample
 from edgestereo.ops.correlation_pyramid import CorrelationPyramid1d
-
-if TYPE_CHECKING:
-    from edgestereo.models._checkpoint import Checkpoint
 
 __all__ = ["VARIANTS", "RAFTStereo", "RAFTStereoConfig"]
 
@@ -78,6 +76,8 @@ class RAFTStereo(StereoModel):
     """
 
     divisor = 32
+    #: L1 of every iteration's prediction, weighted γ^(N−i−1) with γ = 0.9.
+    training_loss = TrainingLoss("edgestereo.training.losses:SequenceLoss", {"gamma": 0.9})
 
     def __init__(self, config: RAFTStereoConfig) -> None:
         super().__init__()
@@ -104,19 +104,18 @@ class RAFTStereo(StereoModel):
         Runtime (no 7-D views, no ScatterND, no GridSample border cases)."""
         return True
 
-    def adapt_checkpoint(self, checkpoint: Checkpoint,
-                         config: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    @classmethod
+    def adapt_checkpoint(cls, checkpoint: Checkpoint, base: RAFTStereoConfig, config: dict[str, Any]
+                         ) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Published files need no key remapping. A file of another registered RAFT-Stereo variant is
         refused here, with the key lists and the name of the variant it fits."""
-        from edgestereo.models._checkpoint import load_state_dict_strict
-
         state_dict = checkpoint.state_dict
-        expected = _meta_model(build_config(self.config, config))
+        expected = _meta_model(build_config(base, config))
         if _shapes(expected.state_dict()) != _shapes(state_dict):
             fits = [name for name in VARIANTS if _shapes(_meta_model(_variant_config(name)).state_dict())
                     == _shapes(state_dict)]
-            # ``self`` is the registry's default build of the variant asked for: name it in the error
-            expected.model_name = next((name for name in VARIANTS if _variant_config(name) == self.config), "")
+            # ``base`` is the default config of the variant asked for: name it in the error
+            expected.model_name = next((name for name in VARIANTS if _variant_config(name) == base), "")
             if fits:
                 try:
                     load_state_dict_strict(expected, state_dict, str(checkpoint.path or "checkpoint"))
@@ -237,23 +236,12 @@ def _variant_config(name: str) -> RAFTStereoConfig:
     return build_config(RAFTStereoConfig(), VARIANTS[name])
 
 
-def _build(name: str, overrides: dict[str, Any]) -> RAFTStereo:
-    return RAFTStereo(build_config(_variant_config(name), overrides))
-
-
-@register_model("raft-stereo", description="RAFT-Stereo: 1/4 resolution, 3 GRU levels, 32 iterations "
-                "(raftstereo-sceneflow/-middlebury/-eth3d.pth)")
-def raft_stereo(**overrides) -> RAFTStereo:
-    return _build("raft-stereo", overrides)
-
-
-@register_model("raft-stereo-realtime", description="RAFT-Stereo realtime: shared backbone, 1/8 resolution, "
-                "2 GRU levels slow-fast, 7 iterations (raftstereo-realtime.pth)")
-def raft_stereo_realtime(**overrides) -> RAFTStereo:
-    return _build("raft-stereo-realtime", overrides)
-
-
-@register_model("raft-stereo-rvc", description="iRaftStereo_RVC: RAFT-Stereo with instance-normalised context, "
-                "32 iterations (iraftstereo_rvc.pth)")
-def raft_stereo_rvc(**overrides) -> RAFTStereo:
-    return _build("raft-stereo-rvc", overrides)
+register_model("raft-stereo", RAFTStereo, _variant_config("raft-stereo"),
+               description="RAFT-Stereo: 1/4 resolution, 3 GRU levels, 32 iterations "
+               "(raftstereo-sceneflow/-middlebury/-eth3d.pth)")
+register_model("raft-stereo-realtime", RAFTStereo, _variant_config("raft-stereo-realtime"),
+               description="RAFT-Stereo realtime: shared backbone, 1/8 resolution, 2 GRU levels slow-fast, "
+               "7 iterations (raftstereo-realtime.pth)")
+register_model("raft-stereo-rvc", RAFTStereo, _variant_config("raft-stereo-rvc"),
+               description="iRaftStereo_RVC: RAFT-Stereo with instance-normalised context, 32 iterations "
+               "(iraftstereo_rvc.pth)")

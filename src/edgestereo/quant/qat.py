@@ -6,7 +6,7 @@ entry points left PyTorch for torchao (``torch.ao.quantization.quantize_pt2e`` i
 training, and with the x86 quantizer inserts the scheme ``edgestereo quantize --per-channel``
 writes: int8 symmetric per-channel weights, uint8 asymmetric per-tensor activations.
 
-The stages, as the StereoNetPlus reference runs them:
+The variants of the precision table, as the StereoNetPlus reference runs them:
 
 1. float: the network in PyTorch;
 2. calibrated: fake quantization in PyTorch with ranges observed on calibration pairs;
@@ -17,24 +17,23 @@ The stages, as the StereoNetPlus reference runs them:
 
 The training graph is exported with the batch dimension dynamic and H, W fixed (training crops are).
 ``edgestereo train`` runs it with ``model.quant: qat`` (:class:`~edgestereo.training.StereoLitModule`);
-:mod:`edgestereo.evaluation.stages` prints the stage table.
+:mod:`edgestereo.evaluation.precision_table` prints the precision table.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel
 
-__all__ = ["TORCHAO_VERSION", "QATModel", "score_torch"]
+__all__ = ["TORCHAO_VERSION", "QATModel"]
 
 #: the torchao release the QAT path is tested with (pyproject extra ``quant``).
 TORCHAO_VERSION = "0.18.0"
@@ -212,27 +211,3 @@ def _refusal(model: StereoModel, exc: BaseException) -> str:
         hint = ("; a convolution is called more than once (e.g. a shared feature extractor run on each view "
                 "separately): run it once on the views stacked as one batch")
     return f"{model.model_name or type(model).__name__}: torchao cannot prepare this graph for QAT ({first}){hint}"
-
-
-def score_torch(
-    predict: Callable[[Tensor, Tensor], Tensor], samples: Sequence[dict[str, Any]], height: int, width: int
-) -> dict[str, float]:
-    """EPE, bad-τ, D1 of a PyTorch callable ((1,3,H,W) ×2 → (1,1,H,W) px) over samples centre-cropped
-    to height×width (pixels of all samples pooled, as :func:`~edgestereo.export.quantize.score_onnx`)."""
-    from edgestereo.evaluation.metrics import disparity_metrics
-    from edgestereo.export.quantize import fit_sample
-
-    predictions, truths, valids = [], [], []
-    with torch.no_grad():
-        for sample in samples:
-            fitted = fit_sample(sample, height, width)
-            if fitted["left"].shape[:2] != (height, width):
-                raise EdgeStereoError(f"sample of {fitted['left'].shape[1]}x{fitted['left'].shape[0]} is smaller "
-                                      f"than the {width}x{height} the stage table is scored at")
-            left, right = (torch.from_numpy(fitted[k]).permute(2, 0, 1)[None].float() for k in ("left", "right"))
-            predictions.append(predict(left, right)[0, 0].float().numpy().ravel())
-            truths.append(np.asarray(fitted["disp"], np.float32).ravel())
-            valids.append(np.asarray(fitted.get("valid", fitted["disp"] > 0), bool).ravel())
-    if not predictions:
-        raise EdgeStereoError("no evaluation pair")
-    return disparity_metrics(np.concatenate(predictions), np.concatenate(truths), np.concatenate(valids))

@@ -16,6 +16,7 @@ truth, and proposes the smallest set of groups to keep in float for a target EPE
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import io
 import logging
@@ -29,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.quant.scoring import fit_sample, score_onnx
+from edgestereo.runtime.onnx_file import QUANTIZED_OPS, OnnxMetadata, load_onnx
 
 if TYPE_CHECKING:
     import onnx
@@ -42,22 +45,17 @@ __all__ = [
     "SensitivityReport",
     "analyze_sensitivity",
     "calibration_feeds",
-    "fit_sample",
     "graph_input_size",
     "is_quantized",
     "layer_groups",
     "match_nodes",
     "quantize_onnx",
     "require_float_graph",
-    "score_onnx",
 ]
 
 METHODS = ("minmax", "entropy", "percentile")
 #: activation types: uint8 with int8 weights is ONNX Runtime's "U8S8" (x86 CPUs, most NPUs); int8 is "S8S8".
 ACTIVATION_TYPES = ("uint8", "int8")
-#: operators whose presence means a graph is already quantized.
-_QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
-                            "MatMulInteger", "DynamicQuantizeLinear"})
 _TOP_LEVEL = "(top level)"
 
 
@@ -131,14 +129,12 @@ class QuantizeReport:
 def _load(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     import onnx
 
-    from edgestereo.export.check import load_onnx
-
     return model if isinstance(model, onnx.ModelProto) else load_onnx(model)
 
 
 def is_quantized(model: str | Path | onnx.ModelProto) -> bool:
     """Whether the graph already holds quantization operators (QDQ pairs or integer kernels)."""
-    return any(node.op_type in _QUANTIZED_OPS for node in _load(model).graph.node)
+    return any(node.op_type in QUANTIZED_OPS for node in _load(model).graph.node)
 
 
 def graph_input_size(proto: onnx.ModelProto, source: str) -> tuple[int, int]:
@@ -191,20 +187,7 @@ def layer_groups(model: str | Path | onnx.ModelProto, depth: int = 1) -> dict[st
     return groups
 
 
-# --------------------------------------------------------------------------- samples
-
-
-def fit_sample(sample: dict[str, Any], height: int, width: int) -> dict[str, Any]:
-    """Centre-crop a data-set sample (``left``, ``right`` (H,W,3) uint8, ``disp`` (H,W) px, ``valid``)
-    to at most height×width; a smaller sample is left as it is (the predictor pads it)."""
-    h, w = sample["left"].shape[:2]
-    top, left = max(0, (h - height) // 2), max(0, (w - width) // 2)
-    crop = (slice(top, top + min(h, height)), slice(left, left + min(w, width)))
-    fitted = dict(sample)
-    for key in ("left", "right", "disp", "valid"):
-        if key in sample and sample[key] is not None:
-            fitted[key] = np.ascontiguousarray(sample[key][crop])
-    return fitted
+# --------------------------------------------------------------------------- calibration feeds
 
 
 def _pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -283,15 +266,14 @@ def _preprocess(source: Path, work: Path) -> Path:
     return out
 
 
-def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto, options: QuantizeOptions, num: int) -> None:
-    values = {entry.key: entry.value for entry in source.metadata_props if not entry.key.startswith("onnx.quant")}
-    values.update({"precision": "int8", "quantization": f"ort-qdq {options.method} activations="
-                   f"{options.activation_type} per_channel={options.per_channel} "
-                   f"reduce_range={options.reduce_range} samples={num}"})
-    del target.metadata_props[:]
-    for key, value in values.items():
-        entry = target.metadata_props.add()
-        entry.key, entry.value = key, value
+def _int8_metadata(source: onnx.ModelProto, options: QuantizeOptions, num: int) -> OnnxMetadata:
+    """The float file's metadata, marked int8 with how it was calibrated (ONNX Runtime's own
+    ``onnx.quant*`` entries are dropped)."""
+    metadata = OnnxMetadata.of(source)
+    return dataclasses.replace(
+        metadata, precision="int8", extra={k: v for k, v in metadata.extra.items() if not k.startswith("onnx.quant")},
+        quantization=f"ort-qdq {options.method} activations={options.activation_type} "
+                     f"per_channel={options.per_channel} reduce_range={options.reduce_range} samples={num}")
 
 
 def _quantize_preprocessed(
@@ -336,7 +318,7 @@ def _count_quantized(proto: onnx.ModelProto) -> int:
     """Nodes that read a DequantizeLinear output, i.e. run on quantized data (weights or activations)."""
     dq_outputs = {o for node in proto.graph.node if node.op_type == "DequantizeLinear" for o in node.output}
     return sum(1 for node in proto.graph.node
-               if node.op_type not in _QUANTIZED_OPS and any(i in dq_outputs for i in node.input))
+               if node.op_type not in QUANTIZED_OPS and any(i in dq_outputs for i in node.input))
 
 
 def require_float_graph(source: str | Path) -> onnx.ModelProto:
@@ -344,7 +326,7 @@ def require_float_graph(source: str | Path) -> onnx.ModelProto:
     proto = _load(source)
     if is_quantized(proto):
         raise EdgeStereoError(f"{source}: the graph is already quantized (it has "
-                              f"{', '.join(sorted({n.op_type for n in proto.graph.node} & _QUANTIZED_OPS))}); "
+                              f"{', '.join(sorted({n.op_type for n in proto.graph.node} & QUANTIZED_OPS))}); "
                               "quantize the float export instead")
     return proto
 
@@ -388,35 +370,14 @@ def quantize_onnx(
         _quantize_preprocessed(preprocessed, staged, feeds, options, exclude, Path(work) / "ranges.json",
                                range_overrides=range_overrides)
         quantized = onnx.load(str(staged))
-    _copy_metadata(proto, quantized, options, len(feeds))
+    _int8_metadata(proto, options, len(feeds)).write(quantized)
     with atomic_path(output) as tmp:
         onnx.save_model(quantized, str(tmp))
     return QuantizeReport(str(source), str(output), options, len(feeds), kept, _count_quantized(quantized),
                           len(proto.graph.node), time.perf_counter() - start, notes)
 
 
-# --------------------------------------------------------------------------- scoring and sensitivity
-
-
-def score_onnx(
-    path: str | Path, samples: Sequence[dict[str, Any]], *, threads: int | None = None
-) -> dict[str, float]:
-    """EPE, bad-τ and D1 of an ONNX file over data-set samples (centre-cropped to the graph's size;
-    pixels over all samples pooled). Samples need ``disp`` and ``valid``."""
-    from edgestereo.evaluation.metrics import disparity_metrics
-    from edgestereo.runtime.onnx import OnnxPredictor
-
-    predictor = OnnxPredictor(path, threads=threads, providers=["CPUExecutionProvider"])
-    height, width = predictor.input_size
-    predictions, truths, valids = [], [], []
-    for sample in samples:
-        fitted = fit_sample(sample, height, width)
-        predictions.append(predictor(fitted["left"], fitted["right"]).ravel())
-        truths.append(np.asarray(fitted["disp"], dtype=np.float32).ravel())
-        valids.append(np.asarray(fitted.get("valid", fitted["disp"] > 0), dtype=bool).ravel())
-    if not predictions:
-        raise EdgeStereoError("no evaluation pair: the evaluation data set is empty")
-    return disparity_metrics(np.concatenate(predictions), np.concatenate(truths), np.concatenate(valids))
+# --------------------------------------------------------------------------- sensitivity
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgestereo.errors import EdgeStereoError, ReadError
+from edgestereo.runtime.onnx_file import OnnxMetadata, graph_precision
 
 __all__ = ["OnnxPredictor", "ort_error_message", "providers_for_device"]
 
@@ -69,8 +70,11 @@ class OnnxPredictor:
 
     threads: intra-op threads (default: ONNX Runtime's choice). providers: execution providers in
     order of preference (default: CUDA when available, then CPU); ``device`` picks them like
-    ``--device`` does when ``providers`` is not given.
+    ``--device`` does when ``providers`` is not given. ``precision`` is the graph's ("fp32", "fp16",
+    "int8"), as its metadata or, failing that, its operators say.
     """
+
+    runtime = "onnxruntime"
 
     def __init__(
         self,
@@ -103,11 +107,11 @@ class OnnxPredictor:
                                                 provider_options=_provider_options(providers, device))
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, …)
             raise ReadError(self.path, f"ONNX Runtime cannot load it ({ort_error_message(exc)})") from None
-        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata = OnnxMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
         self._left, self._right, self._dtype, self.input_size = self._read_inputs()
         self._output = self.session.get_outputs()[0].name
-        model = self.metadata.get("model") or self.path.stem
-        self.name = f"{model} (onnx)"
+        self.name = f"{self.metadata.model or self.path.stem} (onnx)"
+        self.precision = self.metadata.precision or graph_precision(self.path)
 
     def _read_inputs(self) -> tuple[str, str, np.dtype, tuple[int | None, int | None]]:
         inputs = self.session.get_inputs()
@@ -127,7 +131,7 @@ class OnnxPredictor:
     @property
     def divisor(self) -> int:
         """What a dynamic-size graph needs H and W to be multiples of (edgestereo metadata; else 1)."""
-        return int(self.metadata.get("divisor", 1))
+        return self.metadata.divisor
 
     def _target_size(self, height: int, width: int) -> tuple[int, int]:
         graph_h, graph_w = self.input_size

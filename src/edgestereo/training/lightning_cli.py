@@ -238,7 +238,7 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
     Exports ``<root>/model.safetensors`` (final weights) and ``<root>/best.safetensors`` (best
     validation checkpoint) with their JSON configs, on rank 0.
     """
-    from edgestereo.training.export import export_weights
+    from edgestereo.training.weights import export_weights
 
     with warnings.catch_warnings():
         # LightningCLI warns when sys.argv also holds arguments: here they are `edgestereo train`'s own

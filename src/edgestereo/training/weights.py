@@ -4,23 +4,26 @@ and ``create_model(name, pretrained=path)`` read, with no Lightning needed at in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._checkpoint import NETWORK_KEY
+from edgestereo.models import StereoModel, create_model, save_pretrained
+from edgestereo.models._checkpoint import NETWORK_KEY, read_checkpoint
 
-if TYPE_CHECKING:
-    from edgestereo.training.lit_module import StereoLitModule
+__all__ = ["export_weights"]
 
-__all__ = ["NETWORK_KEY", "export_weights"]
 
-def export_weights(source: StereoLitModule | str | Path, path: str | Path) -> Path:
-    """Write the network of a :class:`StereoLitModule` (its current weights; a QAT run's written
-    back from the fake-quantized graph), or of a checkpoint ``edgestereo train`` wrote (read with
-    ``weights_only=True``), to ``path`` (``.safetensors``; ``<stem>.json`` beside it).
+class TrainsANetwork(Protocol):
+    """What :func:`export_weights` needs of a training module (:class:`~edgestereo.training.StereoLitModule`)."""
+
+    def trained_network(self) -> StereoModel: ...
+
+
+def export_weights(source: TrainsANetwork | str | Path, path: str | Path) -> Path:
+    """Write the network of a :class:`~edgestereo.training.StereoLitModule` (its current weights; a QAT
+    run's written back from the fake-quantized graph), or of a checkpoint ``edgestereo train`` wrote
+    (read with ``weights_only=True``), to ``path`` (``.safetensors``; ``<stem>.json`` beside it).
     """
-    from edgestereo.models import create_model, save_pretrained
-    from edgestereo.models._checkpoint import read_checkpoint
 
     if not isinstance(source, (str, Path)):
         return save_pretrained(source.trained_network(), path)

@@ -1,4 +1,4 @@
-"""The float / calibrated / QAT / int8 stage table on the synthetic validation set (StereoNetPlus
+"""The float / calibrated / QAT / int8 precision table on the synthetic validation set (StereoNetPlus
 reference, section 4: float → calibration → QAT → int).
 
 Rows: float (PyTorch fp32), calibrated (PyTorch, fake quantization with ranges observed on the
@@ -7,8 +7,8 @@ family's published loss), int8 PTQ (the float weights, ONNX Runtime QDQ) and int
 fine-tuned weights, ONNX Runtime QDQ). The target on a trained StereoNetPlus: int8 EPE within 3 %
 of float.
 
-    .venv/bin/python benchmarks/stage_table.py --model stereonet-plus --pretrained snp.safetensors
-    .venv/bin/python benchmarks/stage_table.py --quick      # smoke run: untrained small model, tiny sizes
+    .venv/bin/python benchmarks/precision_table.py --model stereonet-plus --pretrained snp.safetensors
+    .venv/bin/python benchmarks/precision_table.py --quick      # smoke run: untrained small model, tiny sizes
 """
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from edgestereo.apps.quantize import load_samples
     from edgestereo.data import collate_stereo, to_tensors
-    from edgestereo.evaluation.stages import StageResult, format_stage_table
-    from edgestereo.export.onnx import export_onnx
-    from edgestereo.export.qat import QATModel, score_torch
-    from edgestereo.export.quantize import QuantizeOptions, calibration_feeds, quantize_onnx, score_onnx
-    from edgestereo.models import create_model
+    from edgestereo.evaluation.precision_table import VariantResult, format_precision_table
+    from edgestereo.export.exporter import export_onnx
+    from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
+    from edgestereo.quant.qat import QATModel
+    from edgestereo.quant.scoring import load_samples, score_onnx, score_torch
+    from edgestereo.runtime.factory import load_network
     from edgestereo.training.losses import published_loss
 
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     size = (args.height, args.width)
-    model = create_model(args.model, pretrained=args.pretrained)
+    model = load_network(args.model, pretrained=args.pretrained, random_weights=args.quick)
     if args.pretrained is None:
         # untrained: residual branches start with zero BatchNorm scales, which QAT's BatchNorm folding divides by
         with torch.no_grad():
@@ -73,19 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
 
-    rows.append(StageResult("float", "torch fp32", score_torch(model.deploy().eval(), evaluation, *size)))
+    rows.append(VariantResult("float", "torch fp32", score_torch(model.deploy().eval(), evaluation, *size)))
     log(f"float EPE {rows[-1].metrics['epe']:.4f}")
     options = QuantizeOptions(per_channel=True)
-    with tempfile.TemporaryDirectory(prefix="edgestereo-stages-") as work:
+    with tempfile.TemporaryDirectory(prefix="edgestereo-precision-") as work:
         float_onnx = export_onnx(model, Path(work) / "float.onnx", *size)
         ptq = quantize_onnx(float_onnx, Path(work) / "ptq.onnx", feeds, options).output
-        rows.append(StageResult("int8 PTQ", "onnxruntime QDQ", score_onnx(ptq, evaluation, threads=args.threads)))
+        rows.append(VariantResult("int8 PTQ", "onnxruntime QDQ", score_onnx(ptq, evaluation, threads=args.threads)))
         log(f"int8 PTQ EPE {rows[-1].metrics['epe']:.4f}")
 
         qat = QATModel(model, *size)
         batches = [to_tensors(s) for s in calib]
         qat.calibrate((b["left"][None], b["right"][None]) for b in batches)
-        rows.append(StageResult("calibrated", "torch fake-quant", score_torch(qat.eval(), evaluation, *size)))
+        rows.append(VariantResult("calibrated", "torch fake-quant", score_torch(qat.eval(), evaluation, *size)))
         log(f"calibrated EPE {rows[-1].metrics['epe']:.4f}")
 
         criterion = published_loss(model)
@@ -101,17 +101,17 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.step()
             if step % max(1, args.qat_steps // 10) == 0:
                 log(f"QAT step {step}: loss {loss.item():.4f}")
-        rows.append(StageResult("QAT", "torch fake-quant", score_torch(qat.eval(), evaluation, *size)))
+        rows.append(VariantResult("QAT", "torch fake-quant", score_torch(qat.eval(), evaluation, *size)))
         log(f"QAT EPE {rows[-1].metrics['epe']:.4f}")
 
         tuned = qat.write_back()
         qat_onnx = export_onnx(tuned, Path(work) / "qat_float.onnx", *size)
         int8 = quantize_onnx(qat_onnx, Path(work) / "qat.int8.onnx", feeds, options).output
-        rows.append(StageResult("int8", "onnxruntime QDQ", score_onnx(int8, evaluation, threads=args.threads)))
+        rows.append(VariantResult("int8", "onnxruntime QDQ", score_onnx(int8, evaluation, threads=args.threads)))
     print(f"{args.model} {'(' + args.pretrained + ')' if args.pretrained else '(random init)'}, synthetic val "
           f"{len(evaluation)} pairs at {args.width}x{args.height}; calibration {len(calib)} pairs; QAT "
           f"{args.qat_steps} steps; load average {os.getloadavg()[0]:.2f}")
-    print(format_stage_table(rows))
+    print(format_precision_table(rows))
     return 0
 
 

@@ -2,9 +2,9 @@
 
 The file has inputs ``left`` and ``right`` (1,3,H,W) float32 RGB in [0,255] and the output
 ``disparity`` (1,1,H,W) float32 pixels, simplified with onnxslim. Which path of the model is
-traced depends on the target profile (:meth:`StereoModel.export_uses_deploy`): ``npu4d`` always
-uses the deploy path (export-safe ops, same weights); ``tensorrt`` and ``generic`` keep the
-reference path unless the model says otherwise.
+traced depends on the target profile (:mod:`edgestereo.export.profiles`,
+:meth:`StereoModel.export_uses_deploy`): ``npu4d`` always uses the deploy path (export-safe ops,
+same weights); ``tensorrt`` and ``generic`` keep the reference path unless the model says otherwise.
 
 >>> from edgestereo.models import create_model
 >>> model = create_model("raft-stereo-realtime", iters=7)
@@ -16,15 +16,16 @@ parity vs PyTorch (deploy path, 640x384): mean |Δ| 4.87e-06 px, max |Δ| 3.53e-
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.export.profiles import get_profile
+from edgestereo.runtime.onnx_file import OnnxMetadata
 
 if TYPE_CHECKING:
     import onnx
@@ -34,16 +35,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INPUT_NAMES",
+    "MAX_OPSET",
+    "MIN_OPSET",
     "OUTPUT_NAME",
-    "PROFILES",
     "ParityReport",
     "check_export_size",
     "export_onnx",
     "verify_onnx",
 ]
 
-#: target profiles; each one is a rule set in :mod:`edgestereo.export.check`.
-PROFILES = ("npu4d", "tensorrt", "generic")
 INPUT_NAMES = ("left", "right")
 OUTPUT_NAME = "disparity"
 #: opset 17 is the oldest the issue allows; 20 is the newest the TorchScript exporter writes
@@ -81,8 +81,7 @@ def _check_request(model: StereoModel, height: int, width: int, profile: str, op
     if not getattr(model, "exportable", True):
         raise EdgeStereoError(f"model {_model_label(model)} cannot be exported to ONNX: "
                               f"{type(model).__name__} is not a network (exportable = False)")
-    if profile not in PROFILES:
-        raise EdgeStereoError(f"unknown export profile {profile!r} (choose from {', '.join(PROFILES)})")
+    get_profile(profile)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise EdgeStereoError(f"opset {opset} is not supported (use {MIN_OPSET} to {MAX_OPSET})")
     check_export_size(height, width, model.divisor, f"model {_model_label(model)}")
@@ -159,25 +158,18 @@ def _to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def _add_metadata(proto: onnx.ModelProto, model: StereoModel, profile: str, deploy: bool, fp16: bool) -> None:
+def _metadata(model: StereoModel, profile: str, deploy: bool, fp16: bool) -> OnnxMetadata:
     from edgestereo import __version__
 
-    config = dataclasses.asdict(model.config) if dataclasses.is_dataclass(model.config) else {}
-    values = {
-        "edgestereo_version": __version__,
-        "model": model.model_name or type(model).__name__,
-        "config": json.dumps(config, default=str),
-        "divisor": str(model.divisor),
-        "profile": profile,
-        "path": "deploy" if deploy else "reference",
-        "precision": "fp16" if fp16 else "fp32",
-    }
-    del proto.metadata_props[:]
-    for key, value in values.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    proto.producer_name = "edgestereo"
-    proto.producer_version = __version__
+    return OnnxMetadata(
+        model=model.model_name or type(model).__name__,
+        config=dataclasses.asdict(model.config) if dataclasses.is_dataclass(model.config) else {},
+        divisor=model.divisor,
+        profile=profile,
+        path="deploy" if deploy else "reference",
+        precision="fp16" if fp16 else "fp32",
+        edgestereo_version=__version__,
+    )
 
 
 def _save(proto: onnx.ModelProto, path: Path, external_data: bool) -> None:
@@ -234,7 +226,7 @@ def export_onnx(
     path = Path(path)
     _check_request(model, height, width, profile, opset)
     was_deploy, was_training = model.is_deploy, model.training
-    deploy = profile == "npu4d" or model.export_uses_deploy(profile)
+    deploy = get_profile(profile).deploy_path or model.export_uses_deploy(profile)
     model.deploy(deploy).eval()
     try:
         left, right = model.example_inputs(height, width)
@@ -248,7 +240,7 @@ def export_onnx(
         proto = _simplify(proto)
     if fp16:
         proto = _to_fp16(proto)
-    _add_metadata(proto, model, profile, deploy, fp16)
+    _metadata(model, profile, deploy, fp16).write(proto)
     _save(proto, path, external_data)
     return path
 
@@ -273,13 +265,6 @@ class ParityReport:
                 f"mean |Δ| {self.mean_abs:.2e} px, max |Δ| {self.max_abs:.2e} px")
 
 
-def _metadata(path: Path) -> dict[str, Any]:
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return {entry.key: entry.value for entry in proto.metadata_props}
-
-
 def verify_onnx(
     model: StereoModel,
     path: str | Path,
@@ -295,14 +280,14 @@ def verify_onnx(
     import numpy as np
     import torch
 
-    from edgestereo.runtime.onnx import OnnxPredictor
+    from edgestereo.runtime.factory import create_predictor
 
     path = Path(path)
-    predictor = OnnxPredictor(path, providers=["CPUExecutionProvider"])
+    predictor = create_predictor(onnx=path, device="cpu")
     height, width = predictor.input_size
     if left is None or right is None:
         left, right = model.example_inputs(height, width)
-    deploy = _metadata(path).get("path", "deploy") == "deploy"
+    deploy = OnnxMetadata.read(path).path == "deploy"
     was_deploy, was_training = model.is_deploy, model.training
     try:
         with torch.no_grad():

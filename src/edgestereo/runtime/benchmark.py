@@ -198,15 +198,15 @@ class OnnxBenchRunner:
     runtime = "onnxruntime"
 
     def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = "cpu") -> None:
-        from edgestereo.runtime.onnx import OnnxPredictor
+        from edgestereo.runtime.factory import create_predictor
 
-        self.predictor = OnnxPredictor(path, threads=threads, device=device)
+        self.predictor = create_predictor(onnx=path, threads=threads, device=device)
         height, width = self.predictor.input_size
         if height is None or width is None:
             raise EdgeStereoError(f"{path}: the graph has a dynamic input size; export it at a fixed size")
         self.input_size = (height, width)
         self.name = self.predictor.name
-        self.precision = onnx_precision(path)
+        self.precision = self.predictor.precision
 
     def prepare(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return tuple(np.ascontiguousarray(im.transpose(2, 0, 1)[None], dtype=np.float32) for im in (left, right))
@@ -220,20 +220,6 @@ class OnnxBenchRunner:
 
     def for_stream(self) -> OnnxBenchRunner:
         return self  # InferenceSession.run is thread-safe
-
-
-def onnx_precision(path: str | Path) -> str:
-    """"int8" for a QDQ / integer graph, "fp16" for float16 weights, else "fp32"."""
-    from edgestereo.export.check import load_onnx
-
-    proto = load_onnx(path)
-    ops = {node.op_type for node in proto.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger"}:
-        return "int8"
-    float16 = 10  # onnx.TensorProto.FLOAT16
-    if any(init.data_type == float16 for init in proto.graph.initializer):
-        return "fp16"
-    return "fp32"
 
 
 def _check_size(name: str, height: int, width: int, divisor: int) -> None:
