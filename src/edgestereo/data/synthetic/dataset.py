@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,28 @@ def _single_threaded_in_workers() -> None:
 
     if torch.utils.data.get_worker_info() is not None and cv2.getNumThreads() != 1:
         cv2.setNumThreads(1)
+
+
+_threads_before_fork: list[int] = []
+
+
+def _opencv_single_threaded_for_fork() -> None:
+    # OpenCV's thread pool does not survive a fork: cv2.setNumThreads in a child forked after this
+    # process used the pool waits for threads that do not exist there (a DataLoader worker hung).
+    # Forking with one thread makes the child's pool trivially valid; the parent gets its count back.
+    _threads_before_fork.append(cv2.getNumThreads())
+    if _threads_before_fork[-1] != 1:
+        cv2.setNumThreads(1)
+
+
+def _opencv_threads_after_fork() -> None:
+    threads = _threads_before_fork.pop() if _threads_before_fork else 1
+    if threads != 1:
+        cv2.setNumThreads(threads)
+
+
+os.register_at_fork(before=_opencv_single_threaded_for_fork, after_in_parent=_opencv_threads_after_fork,
+                    after_in_child=_threads_before_fork.clear)
 
 
 class SyntheticStereo(StereoDataset):
