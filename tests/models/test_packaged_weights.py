@@ -59,3 +59,21 @@ def test_shipped_default_model_has_learned_stereo():
         errors = [np.abs(predict(s["left"], s["right"]) - s["disp"])[s["valid"]] for s in pairs]
         epe[label] = float(np.concatenate(errors).mean())
     assert epe["shipped"] < 0.5 * epe["untrained"], epe
+
+
+#: docs/default-model.md and the README quote these (benchmarks/eval_default_model.py prints them): the
+#: packaged default model on the motorcycle pair, every pixel with ground truth.
+DOCUMENTED_MOTORCYCLE = {"epe": 4.063, "bad2": 55.00, "bad3": 40.38}
+
+
+def test_the_documented_motorcycle_figures_of_the_default_model():
+    from edgestereo.data.samples import load_motorcycle
+    from edgestereo.evaluation.metrics import disparity_metrics
+
+    left, right, gt = load_motorcycle()
+    predicted = TorchPredictor(create_model(DEFAULT_MODEL, pretrained=True))(left, right)
+    metrics = disparity_metrics(predicted, gt, np.isfinite(gt))
+    assert metrics["valid_px"] == 343_274
+    for key, documented in DOCUMENTED_MOTORCYCLE.items():
+        # the documents round to 3 (EPE) or 2 (percentages) decimals
+        assert metrics[key] == pytest.approx(documented, abs=5e-4 if key == "epe" else 5e-3), key
