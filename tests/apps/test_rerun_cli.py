@@ -3,6 +3,8 @@
 unwritable path and a failed run (one line, exit code 2, no partial recording), and a viewer."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -210,8 +212,10 @@ def _free_port():
 def test_connect_streams_to_a_running_viewer(folder, capsys):
     port = _free_port()
     received = folder / "received.rrd"
+    # `python -m rerun` runs the viewer binary as a child: a session of its own lets the test stop both
     viewer = subprocess.Popen([sys.executable, "-m", "rerun", "--serve-grpc", "--port", str(port), "--save",
-                               str(received)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               str(received)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -225,7 +229,7 @@ def test_connect_streams_to_a_running_viewer(folder, capsys):
                                                                       if received.is_file() else {}):
             time.sleep(0.2)
     finally:
-        viewer.terminate()
+        os.killpg(viewer.pid, signal.SIGTERM)
         viewer.wait(timeout=30)
     logged = read_recording(received)
     assert frames(logged["/world/points"]) == list(range(PAIRS))
