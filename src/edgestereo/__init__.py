@@ -25,6 +25,7 @@ _EXPORTS = {
     "StereoModel": "edgestereo.models",
     "predict": "edgestereo.api",
     "create_predictor": "edgestereo.runtime.factory",
+    "RerunLogger": "edgestereo.runtime.rerun_logger",
     "StereoResult": "edgestereo.api",
     "StereoCalibration": "edgestereo.geometry",
     "EdgeStereoError": "edgestereo.errors",

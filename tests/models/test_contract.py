@@ -87,7 +87,7 @@ def test_registry_errors():
 
 
 def test_public_api_surface():
-    expected = {"EdgeStereoError", "StereoCalibration", "StereoModel", "StereoResult", "create_model",
+    expected = {"EdgeStereoError", "RerunLogger", "StereoCalibration", "StereoModel", "StereoResult", "create_model",
                 "list_models", "load_model", "predict", "save_pretrained"}
     assert expected <= set(edgestereo.__all__)
     for name in expected:

@@ -5,16 +5,20 @@ a calibration source). Argument parsing stops here."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.runtime.factory import DEFAULT_THREADS
+from edgestereo.runtime.rerun_logger import DEFAULT_VIEWER, INSTALL_HINT, RerunLogger
 
 __all__ = [
     "add_calibration_arguments",
     "add_config_arguments",
     "add_model_arguments",
+    "add_rerun_arguments",
     "add_threads_argument",
     "add_view_arguments",
     "add_weights_arguments",
@@ -24,6 +28,7 @@ __all__ = [
     "check_calibration_args",
     "config_overrides",
     "rectified_calibration",
+    "rerun_recorder",
 ]
 
 
@@ -186,3 +191,32 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
                             "1 keeps every camera pixel")
     group.add_argument("--max-depth", type=float, default=None, help="point clouds: drop points farther than this")
     group.add_argument("--cloud-stride", type=int, default=1, metavar="N", help="point clouds: keep every N-th pixel")
+
+
+def add_rerun_arguments(parser: argparse.ArgumentParser) -> None:
+    """--rerun FILE.rrd, --rerun-connect [ADDR] (infer, batch, live)."""
+    group = parser.add_argument_group(f"Rerun recording (needs {INSTALL_HINT})")
+    group.add_argument("--rerun", metavar="FILE.rrd",
+                       help="log each frame's views, coloured disparity, depth, camera and point cloud, the model "
+                            "and the latency to a Rerun recording; open it with `rerun FILE.rrd`")
+    group.add_argument("--rerun-connect", nargs="?", const=DEFAULT_VIEWER, metavar="ADDR",
+                       help="stream the same to a running Rerun viewer: HOST:PORT or a rerun+http:// URL "
+                            f"(default {DEFAULT_VIEWER}, where `rerun` listens)")
+
+
+@contextlib.contextmanager
+def rerun_recorder(args: argparse.Namespace, *, calibrated: bool, wall_clock: bool = False
+                   ) -> Iterator[RerunLogger | None]:
+    """The :class:`~edgestereo.runtime.rerun_logger.RerunLogger` that --rerun / --rerun-connect ask
+    for (None without them), opened now, so a missing SDK, an unwritable file or an absent viewer
+    stops the command before any work; the file is moved into place when the block ends without
+    an error. Says once when, for want of a calibration, only images and disparity are logged."""
+    if args.rerun is None and args.rerun_connect is None:
+        yield None
+        return
+    with RerunLogger(args.rerun, connect=args.rerun_connect, max_depth=args.max_depth,
+                     cloud_stride=args.cloud_stride, wall_clock=wall_clock) as recorder:
+        if not calibrated:
+            print("rerun      no calibration: logging images and disparity only (--calib, or --focal and "
+                  "--baseline, add depth, camera and points)")
+        yield recorder

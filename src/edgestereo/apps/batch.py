@@ -12,18 +12,26 @@ that cannot be read or has another size than the first is reported and skipped. 
 keep one range for the whole batch (the first frame's, or --disp-range), kept in
 --out/.edgestereo-batch.json so a resumed batch matches. With --calib an OpenCV stereo
 calibration rectifies every pair first. Exit code 0 when every frame succeeded, 1 when some
-failed, 130 when stopped by Ctrl-C / SIGTERM (run again to resume).
+failed, 130 when stopped by Ctrl-C / SIGTERM (run again to resume). --rerun also logs every frame
+inferred in this run to a Rerun recording (frames already done are not in it; --overwrite redoes
+them), --rerun-connect streams them to a running viewer.
 
 example:
   edgestereo batch --dir drive_0001 --out out --video out/drive.mp4 --fps 10 --panel
   edgestereo batch --left 'cam0/*.png' --right 'cam1/*.png' --calib rig.yaml --save disparity,depth,ply --out o
+  edgestereo batch --dir frames --calib rig.yaml --out out --rerun seq.rrd && rerun seq.rrd
 """
 
 from __future__ import annotations
 
 import argparse
 
-from edgestereo.apps._common import add_calibration_arguments, add_model_arguments, add_view_arguments
+from edgestereo.apps._common import (
+    add_calibration_arguments,
+    add_model_arguments,
+    add_rerun_arguments,
+    add_view_arguments,
+)
 
 HELP = "disparity for folders or lists of stereo pairs, with an MP4 and resume"
 
@@ -42,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     outputs.add_argument("--video", metavar="OUT.mp4", help="also write the pictures as an MP4 video")
     outputs.add_argument("--fps", type=float, default=10.0, help="frame rate of --video (default 10)")
     outputs.add_argument("--overwrite", action="store_true", help="redo frames whose outputs already exist")
+    add_rerun_arguments(parser)
     add_view_arguments(parser)
     add_model_arguments(parser)
     add_calibration_arguments(parser)
@@ -51,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import statistics
     from pathlib import Path
 
-    from edgestereo.apps._common import build_predictor, calibration_source
+    from edgestereo.apps._common import build_predictor, calibration_source, rerun_recorder
     from edgestereo.runtime.batch_runner import BatchOptions, list_pairs, parse_save, run_batch
     from edgestereo.runtime.frame_writer import FRAME_FILES
 
@@ -62,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha, max_depth=args.max_depth, cloud_stride=args.cloud_stride)
     options.check()
     jobs = list_pairs(left=args.left, right=args.right, pairs=args.pairs, folder=args.dir)
-    predictor = build_predictor(args)  # after the other options are checked: a mistake costs no model load
-    summary = run_batch(jobs, predictor, options)
+    with rerun_recorder(args, calibrated=options.calibration is not None) as recorder:
+        predictor = build_predictor(args)  # after the other options are checked: a mistake costs no model load
+        summary = run_batch(jobs, predictor, options, recorder=recorder)
 
     left_over = summary.listed - summary.done - summary.skipped - len(summary.failed)
     print(f"frames     {summary.listed} listed: {summary.done} done, {summary.skipped} already done, "
@@ -78,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote      {options.out}/NAME{{{suffixes}}}")
     if summary.video_frames:
         print(f"wrote      {args.video} ({summary.video_frames} frames, {args.fps:g} fps)")
+    if args.rerun:
+        print(f"wrote      {args.rerun} ({recorder.frames} frames"
+              + (", not those already done" if summary.skipped else "") + ")")
     if summary.stopped:
         print("stopped    run the same command again to resume")
     return summary.exit_code

@@ -10,12 +10,14 @@ reports its own calibration.
 Where a display exists a window shows the panel and the frame rate (q or Esc quits). Otherwise,
 or with --output-prefix PREFIX, each frame is written as PREFIX_00001.png (the coloured disparity,
 or the panel with --panel) plus what --save adds; --video writes the same pictures as an MP4.
-Ctrl-C or SIGTERM stops cleanly: the frames in flight are finished, the video is finalised and
-the camera released.
+--rerun logs every frame to a Rerun recording on the frame and time (wall-clock) timelines,
+--rerun-connect streams it to a running viewer. Ctrl-C or SIGTERM stops cleanly: the frames in
+flight are finished, the video and the recording are finalised and the camera released.
 
 example:
   edgestereo live --sbs-device 0 --camera-size 2560x720 --calib rig.yaml --scale 0.5
   edgestereo live --source recording.mp4 --output-prefix out/frame --video out/live.mp4
+  edgestereo live --sbs-device 0 --calib rig.yaml --rerun-connect
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ import dataclasses
 import os
 import sys
 
-from edgestereo.apps._common import add_calibration_arguments, add_model_arguments, add_view_arguments
+from edgestereo.apps._common import (
+    add_calibration_arguments,
+    add_model_arguments,
+    add_rerun_arguments,
+    add_view_arguments,
+)
 
 HELP = "disparity from a stereo camera, side-by-side video or OAK-D: window, frames or MP4"
 
@@ -63,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--source: pace frames at the file's rate and drop those the model is too slow for")
     out = parser.add_argument_group("output")
     out.add_argument("--output-prefix", metavar="PREFIX",
-                     help=f"write frames as PREFIX_00001.png … (the default without a display: {DEFAULT_PREFIX})")
+                     help="write frames as PREFIX_00001.png … (the default without a display, --video or --rerun: "
+                          f"{DEFAULT_PREFIX})")
     out.add_argument("--save", default="color", metavar="KINDS",
                      help="with a prefix, per-frame outputs from color, disparity, depth, ply (default: color)")
     out.add_argument("--video", metavar="OUT.mp4", help="also write the pictures as an MP4 video")
@@ -73,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     out.add_argument("--scale", type=float, default=1.0,
                      help="resize the (rectified) views by this factor before inference (default 1)")
+    add_rerun_arguments(parser)
     add_view_arguments(parser)
     add_model_arguments(parser)
     add_calibration_arguments(parser)
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from edgestereo.apps._common import build_predictor, calibration_source
+    from edgestereo.apps._common import build_predictor, calibration_source, rerun_recorder
     from edgestereo.data.io import prepare_output_dir
     from edgestereo.runtime.batch_runner import parse_save
     from edgestereo.runtime.stream_runner import StreamOptions, run_stream
@@ -147,24 +156,27 @@ def run(args: argparse.Namespace) -> int:
         cloud_stride=args.cloud_stride)
     options.check(source_calibrated=args.oakd)
     window = not args.no_window and display_available()
-    prefix = args.output_prefix or (None if window or args.video else DEFAULT_PREFIX)
-    if prefix is not None:
-        prepare_output_dir(Path(prefix).parent)
-    options = dataclasses.replace(options, prefix=prefix)
-    predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
+    recording = args.rerun is not None or args.rerun_connect is not None
+    prefix = args.output_prefix or (None if window or args.video or recording else DEFAULT_PREFIX)
 
     def report_failure(frame: int, reason: str) -> None:
         print(f"frame {frame}: {reason}", file=sys.stderr)
 
-    with open_source(args) as source:
-        print(f"source     {source.description}; model {predictor.name}"
-              + (f"; writing {prefix}_NNNNN.png" if prefix else "") + ("; window (q quits)" if window else ""))
-        try:
-            summary = run_stream(source, predictor, options, show=_show if window else None,
-                                 on_failure=report_failure)
-        finally:
-            if window:
-                cv2.destroyAllWindows()
+    calibrated = options.calibration is not None or args.oakd
+    with rerun_recorder(args, calibrated=calibrated, wall_clock=True) as recorder:
+        if prefix is not None:
+            prepare_output_dir(Path(prefix).parent)
+        options = dataclasses.replace(options, prefix=prefix)
+        predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
+        with open_source(args) as source:
+            print(f"source     {source.description}; model {predictor.name}"
+                  + (f"; writing {prefix}_NNNNN.png" if prefix else "") + ("; window (q quits)" if window else ""))
+            try:
+                summary = run_stream(source, predictor, options, show=_show if window else None,
+                                     on_failure=report_failure, recorder=recorder)
+            finally:
+                if window:
+                    cv2.destroyAllWindows()
 
     print(f"frames     {summary.shown}" + (f", {summary.failures} failed" if summary.failures else "")
           + (" (stopped)" if summary.stopped else ""))
@@ -173,4 +185,6 @@ def run(args: argparse.Namespace) -> int:
               f"{statistics.median(summary.latencies_ms):.1f} ms; {summary.rate:.1f} frames/s at the end")
     if summary.video_frames:
         print(f"wrote      {args.video} ({summary.video_frames} frames, {summary.video_fps:g} fps)")
+    if args.rerun:
+        print(f"wrote      {args.rerun} ({recorder.frames} frames)")
     return 0

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgestereo.calibration import FocalBaseline, StereoSetup
 from edgestereo.data.io import atomic_path, load_pair, prepare_output_dir, read_image
@@ -27,6 +27,10 @@ from edgestereo.errors import EdgeStereoError, ReadError
 from edgestereo.runtime.frame_writer import FRAME_FILES, FrameWriter, stable_ranges
 from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
 from edgestereo.runtime.predictor import Predictor
+from edgestereo.runtime.rerun_logger import runtime_label
+
+if TYPE_CHECKING:
+    from edgestereo.runtime.rerun_logger import RerunLogger
 
 __all__ = ["IMAGE_SUFFIXES", "SAVE_KINDS", "STATE_FILE", "BatchOptions", "BatchSummary", "PairJob", "list_pairs",
            "parse_save", "run_batch"]
@@ -235,8 +239,10 @@ def _first_pair_size(jobs: list[PairJob]) -> tuple[int, int] | None:
 
 
 def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, *,
-              progress: bool = True) -> BatchSummary:
+              progress: bool = True, recorder: RerunLogger | None = None) -> BatchSummary:
     """Infer every pair of ``jobs`` and write its outputs into ``options.out``; see the module docstring.
+    recorder: also log every frame inferred (not those already done) to this Rerun recording, on
+    the ``frame`` timeline at the pair's position in ``jobs``.
 
     A frame that cannot be read, has another size than the batch's (the calibration's, else the
     first readable pair's) or fails with an :class:`~edgestereo.errors.EdgeStereoError` is recorded
@@ -283,6 +289,9 @@ def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, 
         return PipelineFrame(job, left, right)
 
     summary = BatchSummary(len(jobs))
+    positions = {job.name: position for position, job in enumerate(jobs)}
+    if recorder is not None:
+        recorder.log_model(predictor.name, runtime_label(predictor))
     stop = threading.Event()
     video = VideoWriter(options.video, options.fps) if options.video is not None else None
     start = time.perf_counter()
@@ -306,6 +315,11 @@ def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, 
                                      depth_range=list(ranges[1]) if ranges[1] else None)
                         _write_state(state_path, state)
                     written = writer.write(options.out / frame.item.name, frame.left, frame.right, frame.disparity)
+                    if recorder is not None:
+                        recorder.log_frame(positions[frame.item.name], frame.left, frame.right, frame.disparity,
+                                           calibration=writer.calibration, depth_unit=writer.depth_unit,
+                                           latency_ms=frame.infer_ms, name=frame.item.name,
+                                           disparity_range=writer.disparity_range)
                     if video is not None:
                         video.write(written.pictures[picture_kind])
                 except EdgeStereoError as exc:

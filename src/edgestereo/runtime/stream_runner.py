@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from edgestereo.runtime.batch_runner import SAVE_KINDS
 from edgestereo.runtime.frame_writer import FRAME_FILES, FrameWriter, stable_ranges
 from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
 from edgestereo.runtime.predictor import Predictor
+from edgestereo.runtime.rerun_logger import runtime_label
+
+if TYPE_CHECKING:
+    from edgestereo.runtime.rerun_logger import RerunLogger
 
 __all__ = ["StreamOptions", "StreamSummary", "run_stream"]
 
@@ -94,13 +98,15 @@ class StreamSummary:
 
 def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
                show: Callable[[np.ndarray, float], bool] | None = None,
-               on_failure: Callable[[int, str], None] | None = None) -> StreamSummary:
+               on_failure: Callable[[int, str], None] | None = None,
+               recorder: RerunLogger | None = None) -> StreamSummary:
     """Run ``predictor`` on the pairs of ``source`` (a :class:`~edgestereo.camera.StereoSource`).
 
     show(picture, frames_per_second) gets the panel of every frame (the writer's picture with
     ``options.panel``) and returns False to stop. on_failure(frame_number, reason) hears of frames
     that fail after the first success; before it, a failure is a setup problem and is raised. The
     first SIGINT/SIGTERM stops cleanly: the frames in flight are finished and the video finalised.
+    recorder: also log every frame to this Rerun recording, on the ``frame`` timeline at its number.
     """
     import cv2
 
@@ -134,6 +140,8 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
         return PipelineFrame(index, left, right)
 
     summary = StreamSummary(video_fps=options.fps or source.fps or 10.0)
+    if recorder is not None:
+        recorder.log_model(predictor.name, runtime_label(predictor))
     stop = threading.Event()
     frames = itertools.islice(enumerate(source, 1), options.max_frames)
     video = VideoWriter(options.video, summary.video_fps) if options.video is not None else None
@@ -160,6 +168,10 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
                     picture = writer.picture(frame.left, frame.right, frame.disparity, panel=options.panel)
                 if video is not None:
                     video.write(picture)
+                if recorder is not None:
+                    recorder.log_frame(frame.item, frame.left, frame.right, frame.disparity,
+                                       calibration=writer.calibration, depth_unit=writer.depth_unit,
+                                       latency_ms=frame.infer_ms, disparity_range=writer.disparity_range)
                 now = time.perf_counter()
                 if last is not None:
                     step = 1.0 / max(now - last, 1e-6)
