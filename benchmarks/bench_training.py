@@ -122,22 +122,28 @@ speed:
 """
 
 
+def train_rate(recipe: Path, run_dir: Path, steps: int, extra: list[str], env: dict | None = None) -> float | str:
+    """Run `edgestereo train` on ``recipe``: median samples/s of the logged steps after warm-up (all
+    processes together under DDP), or the error line."""
+    command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(recipe), "--no-export",
+               "--trainer.default_root_dir", str(run_dir), "--step_checkpoint.every_n_steps", str(10 * steps), *extra]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    if done.returncode != 0:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
+    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
+    skip = 2 if len(rates) < 20 else 5
+    return statistics.median(rates[skip:] or rates)
+
+
 def measure_ddp(model_name: str, devices: int, root: Path, work: Path, size: tuple[int, int], batch: int,
                 steps: int) -> float | str:
     """samples/s of all processes together (median of the per-step rates after two warm-up steps)."""
     recipe = work / f"ddp{devices}.yaml"
     recipe.write_text(DDP_RECIPE.format(steps=steps, model=model_name, root=root, height=size[0], width=size[1],
                                         batch=batch))
-    run_dir = work / f"run{devices}"
-    command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(recipe), "--no-export",
-               "--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto",
-               "--trainer.default_root_dir", str(run_dir), "--step_checkpoint.every_n_steps", str(10 * steps)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    if done.returncode != 0:
-        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
-    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
-    return statistics.median(rates[2:] or rates)
+    return train_rate(recipe, work / f"run{devices}", steps,
+                      ["--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto"])
 
 
 # --------------------------------------------------------------------------- the whole training loop
@@ -181,15 +187,7 @@ def measure_pipeline(model_name: str, size: tuple[int, int], batch: int, workers
     recipe = work / f"pipeline-{model_name}-{size[0]}-{batch}-{workers}.yaml"
     recipe.write_text(PIPELINE_RECIPE.format(steps=steps, model=model_name, height=size[0], width=size[1],
                                              max_disp=size[1] * 3 // 8, batch=batch, workers=workers))
-    run_dir = work / recipe.stem
-    command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(recipe), "--no-export",
-               "--trainer.default_root_dir", str(run_dir), "--step_checkpoint.every_n_steps", str(10 * steps)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    if done.returncode != 0:
-        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
-    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
-    return statistics.median(rates[5:] or rates)
+    return train_rate(recipe, work / recipe.stem, steps, [], env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 def pipeline_table(steps: int) -> None:

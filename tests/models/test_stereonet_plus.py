@@ -3,35 +3,17 @@ the npu4d export: check-onnx passes, only ops an int8 QDQ graph carries, ONNX Ru
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export.check import check_onnx
 from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
-from edgestereo.models.stereonet_plus import DisparityRegression, StereoNetPlus
+from edgestereo.models.stereonet_plus import DisparityRegression
+from network_fixtures import MaxRank, calibrated
 
 VARIANTS = ["stereonet-plus", "stereonet-plus-small"]
 #: pinned so that an accidental change of the architecture shows up.
 PARAMETERS = {"stereonet-plus": 310_252, "stereonet-plus-small": 134_484}
-
-
-def _calibrated(name: str, **config) -> StereoNetPlus:
-    """A stand-in for a trained model: every BatchNorm gets a random non-zero scale (the initial zero
-    scales switch the residual and cross-scale branches off, which would hide them from the parity
-    tests) and statistics from a few training-mode passes, so activations have a trained model's range."""
-    torch.manual_seed(0)
-    model = create_model(name, **config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(module.bias, -0.1, 0.1)
-    left, right = model.example_inputs(64, 128, batch=2)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(left, right)
-    return model.eval()
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -41,7 +23,7 @@ def test_parameter_count(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_forward_train_gives_three_full_resolution_predictions_and_all_gradients(name):
-    model = _calibrated(name).train()  # non-zero BatchNorm scales: every branch takes part
+    model = calibrated(name).train()  # non-zero BatchNorm scales: every branch takes part
     left, right = model.example_inputs(64, 96, batch=2)
     predictions = model.forward_train(left, right)
     assert [tuple(p.shape) for p in predictions] == [(2, 1, 64, 96)] * 3
@@ -51,7 +33,7 @@ def test_forward_train_gives_three_full_resolution_predictions_and_all_gradients
 
 
 def test_eval_forward_is_the_last_training_prediction_in_pixels():
-    model = _calibrated("stereonet-plus-small")
+    model = calibrated("stereonet-plus-small")
     left, right = model.example_inputs(64, 128)
     with torch.no_grad():
         coarse, low, full = model.forward_train(left, right)
@@ -62,7 +44,7 @@ def test_eval_forward_is_the_last_training_prediction_in_pixels():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_deploy_path_matches_reference_and_keeps_state_dict(name):
-    model = _calibrated(name)
+    model = calibrated(name)
     left, right = model.example_inputs(64, 128)
     keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -73,27 +55,12 @@ def test_deploy_path_matches_reference_and_keeps_state_dict(name):
     assert (deployed - reference).abs().max() < 1e-2
 
 
-class _MaxRank(TorchFunctionMode):
-    """Records the highest rank among the tensors that torch functions return."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.max_rank = 0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for tensor in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(tensor, torch.Tensor):
-                self.max_rank = max(self.max_rank, tensor.dim())
-        return out
-
-
 def test_deploy_path_is_four_dimensional_and_reference_path_is_not():
     model = create_model("stereonet-plus-small")
     left, right = model.example_inputs(64, 64)
-    with torch.no_grad(), _MaxRank() as reference:
+    with torch.no_grad(), MaxRank() as reference:
         model(left, right)
-    with torch.no_grad(), _MaxRank() as deployed:
+    with torch.no_grad(), MaxRank() as deployed:
         model.deploy()(left, right)
     assert reference.max_rank == 5 and deployed.max_rank == 4
 
@@ -119,7 +86,7 @@ def test_regression_reads_candidates_as_fractions_of_max_disp():
 
 def test_superpixel_upsampling_keeps_a_constant_disparity(monkeypatch):
     """Whatever the weights, a constant 1/8 disparity stays constant away from the zero-padded top-left."""
-    model = _calibrated("stereonet-plus-small")
+    model = calibrated("stereonet-plus-small")
     monkeypatch.setattr(model.regression, "forward", lambda logits: torch.full_like(logits[:, :1], 0.25))
     with torch.no_grad():
         out = model(*model.example_inputs(64, 128))
@@ -136,7 +103,7 @@ QDQ_FRIENDLY_OPS = {
 
 
 def _export_and_check(name: str, height: int, width: int, tmp_path) -> None:
-    model = _calibrated(name)
+    model = calibrated(name)
     path = export_onnx(model, tmp_path / f"{name}.onnx", height, width, profile="npu4d")
     report = check_onnx(path, "npu4d")
     assert report.ok, report.format()

@@ -7,8 +7,8 @@ import torch
 from edgestereo.errors import EdgeStereoError
 from edgestereo.export import check_onnx, export_onnx, verify_onnx
 from edgestereo.models import create_model
-from edgestereo.models.stereonet_plus2 import StereoNetPlus2
 from edgestereo.training.losses import published_loss
+from network_fixtures import MaxRank, calibrated
 
 VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
 #: pinned so that an accidental change of the architecture shows up.
@@ -20,24 +20,6 @@ QDQ_FRIENDLY_OPS = {
 }
 
 
-def _calibrated(name: str, **config) -> StereoNetPlus2:
-    """Random non-zero BatchNorm scales and statistics from training-mode passes (the zero-initialised
-    residual scales and refinement output would hide those branches from the parity tests)."""
-    torch.manual_seed(0)
-    model = create_model(name, **config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(module.bias, -0.1, 0.1)
-    torch.nn.init.normal_(model.refine.residual.weight, std=0.05)
-    left, right = model.example_inputs(64, 128, batch=2)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(left, right)
-    return model.eval()
-
-
 @pytest.mark.parametrize("name", VARIANTS)
 def test_parameter_count(name):
     assert sum(p.numel() for p in create_model(name).parameters()) == PARAMETERS[name]
@@ -45,7 +27,7 @@ def test_parameter_count(name):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_forward_train_predictions_distributions_and_gradients(name):
-    model = _calibrated(name).train()
+    model = calibrated(name).train()
     left, right = model.example_inputs(64, 96, batch=2)
     outputs = model.forward_train(left, right)
     assert [tuple(p.shape) for p in outputs["left"]] == [(2, 1, 64, 96)] * 4
@@ -63,7 +45,7 @@ def test_forward_train_predictions_distributions_and_gradients(name):
 
 
 def test_eval_forward_is_the_last_training_prediction():
-    model = _calibrated("stereonet-plus2-small")
+    model = calibrated("stereonet-plus2-small")
     left, right = model.example_inputs(64, 128)
     with torch.no_grad():
         outputs = model.forward_train(left, right)
@@ -73,7 +55,7 @@ def test_eval_forward_is_the_last_training_prediction():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_deploy_path_matches_reference_and_keeps_state_dict(name):
-    model = _calibrated(name)
+    model = calibrated(name)
     left, right = model.example_inputs(64, 128)
     keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -86,20 +68,6 @@ def test_deploy_path_matches_reference_and_keeps_state_dict(name):
 
 
 def test_deploy_path_is_four_dimensional_and_reference_path_is_not():
-    from torch.overrides import TorchFunctionMode
-
-    class MaxRank(TorchFunctionMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.max_rank = 0
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for tensor in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(tensor, torch.Tensor):
-                    self.max_rank = max(self.max_rank, tensor.dim())
-            return out
-
     model = create_model("stereonet-plus2-small")
     left, right = model.example_inputs(64, 64)
     with torch.no_grad(), MaxRank() as reference:
@@ -111,7 +79,7 @@ def test_deploy_path_is_four_dimensional_and_reference_path_is_not():
 
 def test_constant_estimate_and_zero_residual_give_a_constant_full_resolution_disparity(monkeypatch):
     """The 1/4 stage and the convex upsampling keep a constant disparity, in full-resolution pixels."""
-    model = _calibrated("stereonet-plus2-small")
+    model = calibrated("stereonet-plus2-small")
     torch.nn.init.zeros_(model.refine.residual.weight)
     torch.nn.init.zeros_(model.refine.residual.bias)
 
@@ -138,7 +106,7 @@ def test_options_are_checked():
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_npu4d_export_passes_check_and_matches_pytorch(name, tmp_path):
-    model = _calibrated(name)
+    model = calibrated(name)
     path = export_onnx(model, tmp_path / f"{name}.onnx", 64, 128, profile="npu4d")
     report = check_onnx(path, "npu4d")
     assert report.ok, report.format()

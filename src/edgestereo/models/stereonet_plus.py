@@ -34,7 +34,7 @@ from edgestereo.ops.correlation import Correlation1d
 from edgestereo.ops.softmax import ChannelSoftmax
 from edgestereo.ops.unfold import NeighbourUnfold
 
-__all__ = ["StereoNetPlus", "StereoNetPlusConfig"]
+__all__ = ["MatchingAtEighth", "StereoNetPlus", "StereoNetPlusConfig"]
 
 #: the coarsest feature stride; H and W must be multiples of it.
 _MAX_STRIDE = 32
@@ -272,19 +272,15 @@ class SuperpixelWeights(nn.Module):
         return self.softmax(self.up_full(x))
 
 
-class StereoNetPlus(StereoModel):
-    """StereoNetPlus (see the module docstring). left, right: (B,3,H,W) RGB in [0,255], H and W
-    multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp)."""
+class MatchingAtEighth(StereoModel):
+    """The part StereoNetPlus and its v2 share: normalisation, backbone, FPN, the correlation volumes
+    at 1/8, 1/16, 1/32 and the adaptive aggregation, plus the 1/8 and 1/16 candidate logits. The
+    modules are attributes of the model itself, so the state-dict keys are the family's own."""
 
     divisor = _MAX_STRIDE
-    #: smooth-L1 on the 1/16, 1/8 and full-resolution predictions, weighted 1/3, 2/3, 1.
-    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
-                                 {"weights": (1 / 3, 2 / 3, 1.0)})
 
-    def __init__(self, config: StereoNetPlusConfig) -> None:
-        super().__init__()
-        _validate(config)
-        self.config = config
+    def _build_matching(self, config: StereoNetPlusConfig) -> list[int]:
+        """Create the shared modules; returns the candidates per volume (finest first)."""
         self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
         self.register_buffer("rgb_scale", 1 / (torch.tensor(_RGB_STD).view(1, 3, 1, 1) * 255), persistent=False)
         self.backbone = Backbone(config)
@@ -298,13 +294,31 @@ class StereoNetPlus(StereoModel):
         )
         self.logits = nn.Conv2d(candidates[0], candidates[0], 1)
         self.logits_coarse = nn.Conv2d(candidates[1], candidates[1], 1)
-        self.regression = DisparityRegression(candidates[0])
-        self.regression_coarse = DisparityRegression(candidates[1])
-        self.unfold = NeighbourUnfold(1, _UNFOLD_KERNEL)
-        self.superpixel = SuperpixelWeights(
-            config.stem_channels, config.stage_channels[0], config.feature_channels, config.refine_channels
-        )
-        self._init_weights()
+        return candidates
+
+    def _match(self, left: Tensor, right: Tensor, supervise: bool) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """(backbone features of both views at strides 2…32, FPN features of both views at 8, 16, 32,
+        aggregated volumes: 1/8, and 1/16 when ``supervise``)."""
+        check_stereo_inputs(left, right, self.divisor)
+        batch = left.shape[0]
+        images = (torch.cat([left, right], 0) - self.rgb_mean) * self.rgb_scale
+        features = self.backbone(images)
+        pyramid = self.neck(features[2:])
+        volumes = [corr(f[:batch], f[batch:]) for corr, f in zip(self.correlations, pyramid)]
+        for i, aggregate in enumerate(self.aggregations):
+            last = i == len(self.aggregations) - 1
+            volumes = aggregate(volumes, (2 if supervise else 1) if last else None)
+        return features, pyramid, volumes
+
+    def _residual_branches(self, module: nn.Module) -> list[nn.Module]:
+        """The branches of ``module`` that end in a sum and start at zero."""
+        if isinstance(module, BasicResBlock):
+            return [module.conv2]
+        if isinstance(module, GroupExpandBlock):
+            return [module.project]
+        if isinstance(module, AdaptiveAggregation):
+            return [layer for row in module.cross for layer in row if not isinstance(layer, nn.Identity)]
+        return []
 
     def _init_weights(self) -> None:
         for module in self.modules():
@@ -317,17 +331,31 @@ class StereoNetPlus(StereoModel):
         # al., 2017), and a fresh model, whose BatchNorm has seen no data, keeps its cost volumes in
         # range in eval mode instead of growing them ×3 per aggregation module into a saturated softmax.
         for module in self.modules():
-            if isinstance(module, BasicResBlock):
-                branches = [module.conv2]
-            elif isinstance(module, GroupExpandBlock):
-                branches = [module.project]
-            elif isinstance(module, AdaptiveAggregation):
-                branches = [layer for row in module.cross for layer in row if not isinstance(layer, nn.Identity)]
-            else:
-                continue
-            for branch in branches:
+            for branch in self._residual_branches(module):
                 last_norm = [m for m in branch.modules() if isinstance(m, nn.BatchNorm2d)][-1]
                 nn.init.zeros_(last_norm.weight)
+
+
+class StereoNetPlus(MatchingAtEighth):
+    """StereoNetPlus (see the module docstring). left, right: (B,3,H,W) RGB in [0,255], H and W
+    multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp)."""
+
+    #: smooth-L1 on the 1/16, 1/8 and full-resolution predictions, weighted 1/3, 2/3, 1.
+    training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
+                                 {"weights": (1 / 3, 2 / 3, 1.0)})
+
+    def __init__(self, config: StereoNetPlusConfig) -> None:
+        super().__init__()
+        _validate(config)
+        self.config = config
+        candidates = self._build_matching(config)
+        self.regression = DisparityRegression(candidates[0])
+        self.regression_coarse = DisparityRegression(candidates[1])
+        self.unfold = NeighbourUnfold(1, _UNFOLD_KERNEL)
+        self.superpixel = SuperpixelWeights(
+            config.stem_channels, config.stage_channels[0], config.feature_channels, config.refine_channels
+        )
+        self._init_weights()
 
     def export_uses_deploy(self, profile: str) -> bool:
         """Always: the 4-D deploy path is also the faster graph for ONNX Runtime, whose NCHW Softmax
@@ -336,15 +364,8 @@ class StereoNetPlus(StereoModel):
 
     def _disparities(self, left: Tensor, right: Tensor, supervise: bool) -> list[Tensor]:
         """[1/16 fraction (B,1,H/16,W/16) if ``supervise``, 1/8 fraction (B,1,H/8,W/8), full (B,1,H,W) px]."""
-        check_stereo_inputs(left, right, self.divisor)
         batch = left.shape[0]
-        images = (torch.cat([left, right], 0) - self.rgb_mean) * self.rgb_scale
-        features = self.backbone(images)
-        pyramid = self.neck(features[2:])
-        volumes = [corr(f[:batch], f[batch:]) for corr, f in zip(self.correlations, pyramid)]
-        for i, aggregate in enumerate(self.aggregations):
-            last = i == len(self.aggregations) - 1
-            volumes = aggregate(volumes, (2 if supervise else 1) if last else None)
+        features, pyramid, volumes = self._match(left, right, supervise)
         low = self.regression(self.logits(volumes[0]))
         weights = self.superpixel(features[0][:batch], features[1][:batch], pyramid[0][:batch])
         neighbours = F.interpolate(self.unfold(low), scale_factor=float(_VOLUME_STRIDES[0]), mode="nearest")

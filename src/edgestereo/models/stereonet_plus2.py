@@ -26,17 +26,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel, TrainingLoss, check_stereo_inputs
+from edgestereo.models._base import TrainingLoss
 from edgestereo.models._registry import register_model
-from edgestereo.models.stereonet_plus import (
-    AdaptiveAggregation,
-    Backbone,
-    BasicResBlock,
-    FeaturePyramid,
-    GroupExpandBlock,
-    StereoNetPlusConfig,
-    conv_bn,
-)
+from edgestereo.models.stereonet_plus import MatchingAtEighth, StereoNetPlusConfig, conv_bn
+from edgestereo.models.stereonet_plus import _validate as validate_matching
 from edgestereo.ops.convex_upsample import ConvexUpsample
 from edgestereo.ops.correlation import Correlation1d
 from edgestereo.ops.local_cost import LocalCost
@@ -44,12 +37,10 @@ from edgestereo.ops.softmax import ChannelSoftmax
 
 __all__ = ["StereoNetPlus2", "StereoNetPlus2Config"]
 
-_MAX_STRIDE = 32
-_VOLUME_STRIDES = (8, 16, 32)
+#: strides of the two supervised candidate distributions (1/8, 1/16)
+_EIGHTH, _SIXTEENTH = 8, 16
 #: resolution of the refinement stage; the convex upsampling goes from there to full resolution.
 _REFINE_STRIDE = 4
-_RGB_MEAN = (0.485, 0.456, 0.406)
-_RGB_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -85,9 +76,7 @@ class StereoNetPlus2Config:
 
 
 def _validate(config: StereoNetPlus2Config) -> None:
-    from edgestereo.models.stereonet_plus import _validate as validate_backbone
-
-    validate_backbone(config.backbone_config())
+    validate_matching(config.backbone_config())
     if config.quarter_channels < 1 or config.refine_channels < 1 or not config.refine_dilations:
         raise EdgeStereoError("quarter_channels and refine_channels must be ≥ 1 and refine_dilations non-empty")
     if config.local_radius < 0:
@@ -126,11 +115,10 @@ class QuarterRefinement(nn.Module):
         return self.residual(x), 0.25 * self.mask(x)
 
 
-class StereoNetPlus2(StereoModel):
+class StereoNetPlus2(MatchingAtEighth):
     """StereoNetPlus v2 (see the module docstring). left, right: (B,3,H,W) RGB in [0,255], H and W
     multiples of 32 → disparity (B,1,H,W) pixels in [0, max_disp]."""
 
-    divisor = _MAX_STRIDE
     #: multi-scale smooth-L1 on the four predictions, plus the distribution term on the 1/16 and 1/8 softmaxes
     training_loss = TrainingLoss("edgestereo.training.losses:MultiScaleSmoothL1Loss",
                                  {"weights": (0.25, 0.5, 0.75, 1.0), "distribution_weight": 0.5})
@@ -140,18 +128,7 @@ class StereoNetPlus2(StereoModel):
         _validate(config)
         self.config = config
         base = config.backbone_config()
-        self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
-        self.register_buffer("rgb_scale", 1 / (torch.tensor(_RGB_STD).view(1, 3, 1, 1) * 255), persistent=False)
-        self.backbone = Backbone(base)
-        self.neck = FeaturePyramid(base.stage_channels[1:], base.feature_channels)
-        candidates = [config.max_disp // stride for stride in _VOLUME_STRIDES]
-        self.correlations = nn.ModuleList(Correlation1d(d) for d in candidates)
-        self.aggregations = nn.ModuleList(
-            AdaptiveAggregation(candidates, 2 if i == config.num_aggregations - 1 else len(candidates))
-            for i in range(config.num_aggregations)
-        )
-        self.logits = nn.Conv2d(candidates[0], candidates[0], 1)
-        self.logits_coarse = nn.Conv2d(candidates[1], candidates[1], 1)
+        candidates = self._build_matching(base)
         self.softmax = ChannelSoftmax()
         self.register_buffer("candidates_eighth", torch.arange(candidates[0], dtype=torch.float32).view(1, -1, 1, 1),
                              persistent=False)
@@ -167,28 +144,13 @@ class StereoNetPlus2(StereoModel):
                                         config.refine_channels, config.refine_dilations)
         self.upsample = ConvexUpsample(_REFINE_STRIDE)
         self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-        # residual branches start at zero, as in StereoNetPlus (stable stacks, unsaturated fresh softmax)
-        for module in self.modules():
-            if isinstance(module, (BasicResBlock, DilatedResBlock)):
-                branches = [module.conv2]
-            elif isinstance(module, GroupExpandBlock):
-                branches = [module.project]
-            elif isinstance(module, AdaptiveAggregation):
-                branches = [layer for row in module.cross for layer in row if not isinstance(layer, nn.Identity)]
-            else:
-                continue
-            for branch in branches:
-                last_norm = [m for m in branch.modules() if isinstance(m, nn.BatchNorm2d)][-1]
-                nn.init.zeros_(last_norm.weight)
         # the refinement starts as "keep the estimate"
         nn.init.zeros_(self.refine.residual.weight)
+
+    def _residual_branches(self, module: nn.Module) -> list[nn.Module]:
+        if isinstance(module, DilatedResBlock):
+            return [module.conv2]
+        return super()._residual_branches(module)
 
     def export_uses_deploy(self, profile: str) -> bool:
         """Always: the 4-D deploy path is also the faster ONNX Runtime graph (elementwise softmax)."""
@@ -202,15 +164,8 @@ class StereoNetPlus2(StereoModel):
         """Disparities in full-resolution pixels at their own resolution: ``eighth`` (B,1,H/8,W/8),
         ``quarter`` (B,1,H/4,W/4), ``full`` (B,1,H,W); with ``supervise`` also ``sixteenth`` and the
         softmax distributions ``prob_eighth`` (B,D/8,H/8,W/8), ``prob_sixteenth`` (B,D/16,H/16,W/16)."""
-        check_stereo_inputs(left, right, self.divisor)
         batch = left.shape[0]
-        images = (torch.cat([left, right], 0) - self.rgb_mean) * self.rgb_scale
-        features = self.backbone(images)
-        pyramid = self.neck(features[2:])
-        volumes = [corr(f[:batch], f[batch:]) for corr, f in zip(self.correlations, pyramid)]
-        for i, aggregate in enumerate(self.aggregations):
-            last = i == len(self.aggregations) - 1
-            volumes = aggregate(volumes, (2 if supervise else 1) if last else None)
+        features, pyramid, volumes = self._match(left, right, supervise)
         prob_eighth = self.softmax(self.logits(volumes[0]))
         # candidate units of 1/8 (one candidate = 8 px); ×2 gives 1/4 candidate units
         eighth = (prob_eighth * self.candidates_eighth).sum(1, keepdim=True)
@@ -222,10 +177,10 @@ class StereoNetPlus2(StereoModel):
         residual, mask = self.refine(quarter_features[:batch], costs, estimate / scale)
         quarter = torch.relu(estimate + residual)  # 1/4 candidate units = 1/4-resolution pixels
         full = self.upsample(quarter, mask)  # ×4: full-resolution pixels
-        out = {"eighth": eighth * _VOLUME_STRIDES[0], "quarter": quarter * _REFINE_STRIDE, "full": full}
+        out = {"eighth": eighth * _EIGHTH, "quarter": quarter * _REFINE_STRIDE, "full": full}
         if supervise:
             prob_sixteenth = self.softmax(self.logits_coarse(volumes[1]))
-            out["sixteenth"] = (prob_sixteenth * self.candidates_sixteenth).sum(1, keepdim=True) * _VOLUME_STRIDES[1]
+            out["sixteenth"] = (prob_sixteenth * self.candidates_sixteenth).sum(1, keepdim=True) * _SIXTEENTH
             out["prob_eighth"], out["prob_sixteenth"] = prob_eighth, prob_sixteenth
         return out
 
@@ -241,7 +196,7 @@ class StereoNetPlus2(StereoModel):
         size = out["full"].shape[-2:]
         upsampled = [F.interpolate(out[key], size=size, mode="bilinear", align_corners=False)
                      for key in ("sixteenth", "eighth", "quarter")]
-        distributions = [(out["prob_sixteenth"], _VOLUME_STRIDES[1]), (out["prob_eighth"], _VOLUME_STRIDES[0])]
+        distributions = [(out["prob_sixteenth"], _SIXTEENTH), (out["prob_eighth"], _EIGHTH)]
         return {"left": [*upsampled, out["full"]], "distributions": distributions}
 
 
