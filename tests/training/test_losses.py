@@ -207,6 +207,18 @@ def test_warp_reconstructs_the_left_view_at_the_true_disparity():
     assert torch.allclose(warped[..., 6:].expand_as(left[..., 6:]), left[..., 6:], atol=1e-3)
 
 
+def test_warping_through_non_finite_disparities_is_out_of_view_and_backpropagates():
+    _, right = _pair_tensors(disparity=6)
+    disparity = torch.full((1, 1, 24, 48), 6.0)
+    disparity[..., 3, 10:20] = float("nan")
+    disparity[..., 4, 10:20] = float("inf")
+    disparity.requires_grad_(True)
+    warped, in_view = warp_right_to_left(right.requires_grad_(True), disparity)
+    assert not in_view[..., 3:5, 10:20].any() and in_view[..., 5:, 6:].all()
+    warped.sum().backward()  # NaN sampling coordinates crashed grid_sample's CPU backward
+    assert torch.isfinite(right.grad).all()
+
+
 def test_photometric_error_is_lowest_at_the_true_disparity():
     left, right = _pair_tensors(disparity=6)
 

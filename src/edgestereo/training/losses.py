@@ -268,11 +268,14 @@ def warp_right_to_left(image: Tensor, disparity: Tensor) -> tuple[Tensor, Tensor
     xs = torch.arange(w, device=image.device, dtype=disparity.dtype).view(1, 1, 1, w)
     ys = torch.arange(h, device=image.device, dtype=disparity.dtype).view(1, 1, h, 1)
     source_x = xs - disparity
+    in_view = (source_x >= 0) & (source_x <= w - 1)
+    # grid_sample's CPU backward reads out of bounds at NaN coordinates (a diverged network): sample
+    # those, like every other column outside the image, at the border (zero gradient either way)
+    source_x = torch.nan_to_num(source_x, nan=-1.0).clamp(-1.0, float(w))
     grid_x = 2.0 * source_x / max(w - 1, 1) - 1.0
     grid_y = (2.0 * ys / max(h - 1, 1) - 1.0).expand(b, 1, h, w)
     grid = torch.cat([grid_x, grid_y], dim=1).permute(0, 2, 3, 1)
     warped = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-    in_view = (source_x >= 0) & (source_x <= w - 1)
     return warped, in_view
 
 
