@@ -52,6 +52,16 @@ def test_freeze_bn_keeps_statistics_and_trains_the_rest():
     assert all(m.training for m in _module().train().model.modules())
 
 
+def test_freeze_bn_holds_through_fitting_and_validation():
+    """Lightning neither calls train() when fitting starts nor after validation (it restores each
+    module's mode): the statistics must stay those of the start all the same."""
+    module = _module(freeze_bn=True)
+    before = {k: v.clone() for k, v in module.model.state_dict().items() if "running" in k}
+    _trainer(max_steps=2, val_check_interval=1).fit(module, _data())
+    after = module.model.state_dict()
+    assert before and all(torch.equal(value, after[key]) for key, value in before.items())
+
+
 def test_adamw_with_a_linear_one_cycle_over_the_run():
     module = _module(lr=1e-3, weight_decay=1e-4)
     trainer = _trainer(max_steps=2, limit_val_batches=0)

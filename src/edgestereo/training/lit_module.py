@@ -128,8 +128,7 @@ class StereoLitModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["self_supervised"])
         self.hparams["self_supervised"] = dataclasses.asdict(weights)
         config = dict(model_config or {})
-        # create_model returns eval mode (for inference); training starts from train mode
-        self.model = create_model(model, pretrained=pretrained, **{k: _tuples(v) for k, v in config.items()}).train()
+        self.model = create_model(model, pretrained=pretrained, **{k: _tuples(v) for k, v in config.items()})
         if not any(p.requires_grad for p in self.model.parameters()):
             raise EdgeStereoError(f"model {model!r} has no trainable parameters")
         self.loss_kind = loss
@@ -140,6 +139,10 @@ class StereoLitModule(pl.LightningModule):
         self.qat: QATModel | None = None
         self._val_sums: Tensor | None = None
         self._val_photometric: list[Tensor] = []
+        # create_model returns eval mode (for inference). Lightning does not switch the module to train
+        # mode when fitting starts, and validation restores each submodule's mode as it found it: the
+        # modes set here (BatchNorm frozen with freeze_bn) are the ones training runs in.
+        self.train()
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> StereoLitModule:
