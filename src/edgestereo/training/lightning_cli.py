@@ -144,7 +144,7 @@ class StereoCLI(LightningCLI):
                 # no validation: keep the newest epoch-end checkpoint instead of a best one
                 config["checkpoint"]["monitor"] = None
             elif config["model"].get("loss") == "self_supervised":
-                config["checkpoint"]["monitor"] = "val/photometric"
+                config["checkpoint"]["monitor"] = "val/zncc"
         if config["checkpoint"]["monitor"] and config["checkpoint"].get("save_on_train_epoch_end") is None:
             # a validation metric exists only after validation: do not look for it when an epoch ends
             config["checkpoint"]["save_on_train_epoch_end"] = False
