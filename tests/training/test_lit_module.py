@@ -1,5 +1,6 @@
 """StereoLitModule: frozen BatchNorm, the optimiser and schedule, validation metrics that agree with
-the evaluator, bf16 autocast on the CPU, and self-supervised fine-tuning on pairs without ground truth."""
+the evaluator, bf16 autocast on the CPU, and the own-camera recipe: self-supervised fine-tuning of the
+packaged default model on pairs without ground truth."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import pytest
 import torch
 from torch import nn
 
+from edgestereo import DEFAULT_MODEL, load_model
+from edgestereo.apps.cli import main
 from edgestereo.data import create_dataset
 from edgestereo.data.io import write_image
 from edgestereo.evaluation.evaluator import evaluate
+from edgestereo.models import create_model
+from edgestereo.models._checkpoint import checkpoint_model_name
 from edgestereo.runtime.predictor import TorchPredictor
 from edgestereo.training import StereoDataModule, StereoLitModule
 from edgestereo.training.lightning_cli import run_training
@@ -50,6 +55,16 @@ def test_freeze_bn_keeps_statistics_and_trains_the_rest():
     module.model.forward_train(left, left.roll(-4, -1))
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms))
     assert all(m.training for m in _module().train().model.modules())
+
+
+def test_freeze_bn_holds_through_fitting_and_validation():
+    """Lightning neither calls train() when fitting starts nor after validation (it restores each
+    module's mode): the statistics must stay those of the start all the same."""
+    module = _module(freeze_bn=True)
+    before = {k: v.clone() for k, v in module.model.state_dict().items() if "running" in k}
+    _trainer(max_steps=2, val_check_interval=1).fit(module, _data())
+    after = module.model.state_dict()
+    assert before and all(torch.equal(value, after[key]) for key, value in before.items())
 
 
 def test_adamw_with_a_linear_one_cycle_over_the_run():
@@ -102,18 +117,31 @@ def _write_folder(root: Path, count: int) -> None:
         write_image(root / "right" / f"{index:04d}.png", sample["right"])
 
 
-def test_own_camera_recipe_trains_without_ground_truth(tmp_path):
+def test_own_camera_recipe_fine_tunes_the_packaged_default_model(tmp_path, capsys):
+    """No model option: the recipe starts from the packaged weights, validates at step 0 and writes
+    weights that ``infer --pretrained FILE`` loads alone."""
     _write_folder(tmp_path / "pairs", 4)
     result = run_training([
         "--config", str(CONFIGS / "stereonet_plus_own_camera.yaml"),
         "--trainer.default_root_dir", str(tmp_path / "run"),
         "--data.root", str(tmp_path / "pairs"), "--data.holdout", "2", "--data.crop_size", "[64, 128]",
-        "--data.num_workers", "0", "--model.model", "stereonet-plus-small", "--model.model_config", "{max_disp: 32}",
-        "--trainer.max_steps", "2", "--trainer.val_check_interval", "1", "--trainer.log_every_n_steps", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+        "--data.num_workers", "0", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false", "--checkpoint.save_top_k", "-1",
     ])
     rows = list(csv.DictReader((result.root / "logs" / "version_0" / "metrics.csv").open()))
     logged = {key for row in rows for key, value in row.items() if value}
-    assert {"train/photometric", "train/smoothness", "train/lr_consistency", "val/photometric"} <= logged
+    assert {"train/photometric", "train/smoothness", "train/scored", "val/zncc", "val/photometric"} <= logged
     assert not any(key.startswith("val/epe") for key in logged)
-    assert result.best_checkpoint is not None and result.weights.is_file()
+    # Lightning logs a validation inside an epoch at the step before the optimiser step that triggered it
+    assert [int(row["step"]) for row in rows if row.get("val/zncc")] == [0, 1]
+    packaged = create_model(DEFAULT_MODEL, pretrained=True)
+    start = create_model(DEFAULT_MODEL, pretrained=next((result.root / "checkpoints").glob("best-*-step0000000.ckpt")))
+    assert all(torch.equal(value, start.state_dict()[key]) for key, value in packaged.state_dict().items())
+    best = result.root / "best.safetensors"
+    assert checkpoint_model_name(best) == DEFAULT_MODEL == checkpoint_model_name(result.weights)
+    assert load_model(best).state_dict().keys() == packaged.state_dict().keys()
+    pair = tmp_path / "pairs"
+    assert main(["infer", str(pair / "left" / "0000.png"), str(pair / "right" / "0000.png"),
+                 "--pretrained", str(best), "--out", str(tmp_path / "out")]) == 0
+    assert any((tmp_path / "out").iterdir())

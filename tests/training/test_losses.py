@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from edgestereo.data import collate_stereo, create_dataset, to_tensors
 from edgestereo.errors import EdgeStereoError
+from edgestereo.evaluation.metrics import occluded_in_right_view
 from edgestereo.models import create_model, get_model_entry, list_models
 from edgestereo.training.losses import (
     MultiScaleSmoothL1Loss,
@@ -17,13 +20,18 @@ from edgestereo.training.losses import (
     SequenceLoss,
     distribution_loss,
     edge_aware_smoothness,
+    left_right_consistency,
     masked_mean,
+    occlusion_mask,
     photometric_error,
     pool_disparity,
     published_loss,
+    reconstruction_cost,
     robust_loss,
     ssim_dissimilarity,
     warp_right_to_left,
+    zncc_cost,
+    zncc_dissimilarity,
 )
 from stereo_fixtures import shifted_pair
 
@@ -207,6 +215,18 @@ def test_warp_reconstructs_the_left_view_at_the_true_disparity():
     assert torch.allclose(warped[..., 6:].expand_as(left[..., 6:]), left[..., 6:], atol=1e-3)
 
 
+def test_warping_through_non_finite_disparities_is_out_of_view_and_backpropagates():
+    _, right = _pair_tensors(disparity=6)
+    disparity = torch.full((1, 1, 24, 48), 6.0)
+    disparity[..., 3, 10:20] = float("nan")
+    disparity[..., 4, 10:20] = float("inf")
+    disparity.requires_grad_(True)
+    warped, in_view = warp_right_to_left(right.requires_grad_(True), disparity)
+    assert not in_view[..., 3:5, 10:20].any() and in_view[..., 5:, 6:].all()
+    warped.sum().backward()  # NaN sampling coordinates crashed grid_sample's CPU backward
+    assert torch.isfinite(right.grad).all()
+
+
 def test_photometric_error_is_lowest_at_the_true_disparity():
     left, right = _pair_tensors(disparity=6)
 
@@ -230,15 +250,126 @@ def test_smoothness_is_zero_on_a_constant_disparity_and_lower_across_image_edges
     assert edge_aware_smoothness(step_at_edge, image) < edge_aware_smoothness(step_elsewhere, image)
 
 
-def test_self_supervised_loss_terms_and_left_right_consistency():
+@pytest.fixture(scope="module")
+def synthetic_pair() -> dict:
+    """Two textured 64×128 synthetic pairs (photometric differences between the views included) with
+    exact left and right disparity."""
+    pairs = create_dataset("synthetic", split="val", num=2, size=(64, 128), max_disp=24)
+    return collate_stereo([to_tensors(pairs[i]) for i in range(2)])
+
+
+def _noisy(disparity: torch.Tensor, std: float, seed: int = 0) -> torch.Tensor:
+    return disparity + std * torch.randn(disparity.shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_occlusion_mask_is_the_evaluation_rule(synthetic_pair):
+    disparity = synthetic_pair["disp"]
+    mask = occlusion_mask(disparity)
+    for index in range(disparity.shape[0]):
+        expected = occluded_in_right_view(disparity[index, 0].numpy())
+        assert np.array_equal(mask[index, 0].numpy(), expected)
+    assert 0 < mask.float().mean() < 0.2
+    assert not occlusion_mask(torch.full((1, 1, 4, 8), 3.0)).any()
+    # the photometric term does not score what the right camera cannot see, even at the truth
+    _, scored = reconstruction_cost(synthetic_pair["left"], synthetic_pair["right"], disparity)
+    assert not (scored & mask).any()
+
+
+def test_textureless_and_unscorable_pixels_cost_the_identity_error_without_gradient():
+    left, right = _pair_tensors(disparity=6)
+    left[..., :, 20:30] = right[..., :, 20:30] = 128.0  # a flat band: zero disparity matches as well there
+    disparity = torch.full((1, 1, 24, 48), 6.0, requires_grad=True)
+    cost, scored = reconstruction_cost(left, right, disparity)
+    identity = photometric_error(left, right)
+    assert not scored[..., :6].any()  # the match falls left of the right image
+    assert not scored[..., 22:28].any()  # inside the flat band
+    # left 30–35 match the flat band of the right view: no longer scored; 36 on are textured again
+    assert scored[..., 8:18].all() and scored[..., 38:46].all()
+    assert torch.equal(cost[~scored], identity[~scored])
+    assert (cost[scored] < identity[scored]).all()
+    (gradient,) = torch.autograd.grad(cost[~scored].sum(), disparity)
+    assert (gradient == 0).all()
+
+
+def test_left_right_consistency_is_relative():
+    """3 px of disagreement weigh less at 60 px than at 6 px; agreement costs nothing."""
+    mask = torch.ones(1, 1, 4, 128, dtype=torch.bool)
+    near, far = torch.full((1, 1, 4, 128), 60.0), torch.full((1, 1, 4, 128), 6.0)
+    assert left_right_consistency(far, far, mask).item() == 0.0
+    assert left_right_consistency(far, far + 3, mask).item() == pytest.approx(3 / 16)
+    assert left_right_consistency(near, near + 3, mask).item() == pytest.approx(3 / 124)
+
+
+def test_the_terms_are_balanced_at_a_perturbed_start(synthetic_pair):
+    """At a prediction like a pretrained model's (the truth, 1 px noise), no weighted term outweighs
+    the photometric one, and per pixel of disparity the left-right term (weight 1) pulls about as
+    hard as the photometric one (their local gradients are within a factor 3)."""
+    left, right, truth = synthetic_pair["left"], synthetic_pair["right"], synthetic_pair["disp"]
+    start = _noisy(truth, 1.0).requires_grad_(True)
+    right_start = _noisy(synthetic_pair["disp_right"], 1.0, seed=1)
+    loss = SelfSupervisedLoss(lr_weight=1.0)
+    terms = loss(left, right, [start], right_start)
+    photometric = terms["photometric"].item()
+    assert 0.05 < photometric < 0.5
+    assert 0.2 * photometric < loss.lr_weight * terms["lr_consistency"].item() < photometric
+    assert 0.01 * photometric < loss.smoothness_weight * terms["smoothness"].item() < photometric
+
+    def pull(value: torch.Tensor) -> float:
+        """Mean |∂value/∂d| over the pixels that have a gradient, per pixel (value is a mean)."""
+        (gradient,) = torch.autograd.grad(value, start)
+        return (gradient.abs().sum() / (gradient != 0).sum() * gradient.numel()).item()
+
+    photometric_pull = pull(reconstruction_cost(left, right, start)[0].mean())
+    lr_pull = pull(left_right_consistency(start, right_start, ~occlusion_mask(start)))
+    smoothness_pull = loss.smoothness_weight * pull(edge_aware_smoothness(start, left))
+    assert 1 / 3 < lr_pull / photometric_pull < 3
+    assert smoothness_pull < photometric_pull
+
+
+@pytest.mark.parametrize("lr_weight", [0.0, 1.0])
+def test_the_objective_is_lowest_at_the_true_disparity(synthetic_pair, lr_weight):
+    left, right = synthetic_pair["left"], synthetic_pair["right"]
+    truth, right_truth = synthetic_pair["disp"], synthetic_pair["disp_right"]
+    loss = SelfSupervisedLoss(lr_weight=lr_weight)
+
+    def objective(disparity: torch.Tensor) -> float:
+        return loss(left, right, [disparity], right_truth)["loss"].item()
+
+    at_truth = objective(truth)
+    for wrong in (truth - 2, truth - 1, truth - 0.5, truth + 0.5, truth + 1, truth + 2, truth * 0.9, truth * 1.1,
+                  _noisy(truth, 0.5), truth * 0):
+        assert objective(wrong) > at_truth
+
+
+def test_zncc_ignores_gain_and_offset_and_scores_flat_windows_as_uncorrelated():
+    left, _ = _pair_tensors(disparity=6)
+    assert zncc_dissimilarity(left, 0.5 * left + 40).max().item() < 1e-3
+    assert zncc_dissimilarity(left, 255 - left).min().item() > 0.999
+    # a grey-level spread of 0.1/255: flat, whatever its faint noise correlates with
+    flat = 90.0 + 0.1 * torch.randn(left.shape, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(zncc_dissimilarity(left, flat), torch.full((1, 1, 24, 48), 0.5))
+
+
+def test_zncc_cost_grows_with_the_disparity_error_and_hiding_pixels_does_not_pay(synthetic_pair):
+    left, right, truth = synthetic_pair["left"], synthetic_pair["right"], synthetic_pair["disp"]
+    costs = [zncc_cost(left, right, _noisy(truth, std)).mean().item() for std in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert costs == sorted(costs) and costs[-1] > 1.5 * costs[0]
+    # a wall 30 px nearer on the right third hides most of the image behind it in the right view
+    hiding = truth.clone()
+    hiding[..., 86:] += 30
+    hidden = occlusion_mask(hiding) | (torch.arange(128) < hiding)
+    assert hidden.float().mean() > 0.2
+    assert (zncc_cost(left, right, hiding)[hidden] == 0.5).all()
+    assert zncc_cost(left, right, hiding).mean() > costs[1]
+
+
+def test_self_supervised_loss_logs_its_terms_and_needs_the_right_view_for_consistency():
     left, right = _pair_tensors(disparity=6)
     truth = torch.full((1, 1, 24, 48), 6.0)
-    loss = SelfSupervisedLoss()
-    consistent = loss(left, right, [truth], right_disparity=truth)
-    assert consistent["lr_consistency"].item() == pytest.approx(0.0, abs=1e-6)
-    inconsistent = loss(left, right, [truth], right_disparity=truth + 3)
-    assert inconsistent["lr_consistency"].item() == pytest.approx(3.0, abs=1e-5)
-    assert inconsistent["loss"] > consistent["loss"]
-    assert set(SelfSupervisedLoss(lr_weight=0)(left, right, [truth])) == {"loss", "photometric", "smoothness"}
+    assert set(SelfSupervisedLoss()(left, right, [truth])) == {"loss", "photometric", "smoothness", "scored"}
+    consistent = SelfSupervisedLoss(lr_weight=1.0)(left, right, [truth - 1, truth], right_disparity=truth)
+    assert consistent["lr_consistency"].item() == 0.0
     with pytest.raises(EdgeStereoError, match="needs the right-view disparity"):
-        loss(left, right, [truth])
+        SelfSupervisedLoss(lr_weight=1.0)(left, right, [truth])
+    with pytest.raises(EdgeStereoError, match="not full resolution"):
+        SelfSupervisedLoss()(left, right, [truth[..., ::2, ::2]])

@@ -1,6 +1,7 @@
-"""Callbacks for long, interruptible runs: throughput on the progress bar, and a ``last.ckpt``
-written every N steps, on SIGTERM and at the end, carrying the random-number-generator states so
-that a resumed run continues exactly where the killed one stopped."""
+"""Callbacks for long, interruptible runs: throughput on the progress bar, a ``last.ckpt`` written
+every N steps, on SIGTERM and at the end, carrying the random-number-generator states so that a
+resumed run continues exactly where the killed one stopped, and a best checkpoint that counts the
+starting weights among its candidates."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from edgestereo.errors import EdgeStereoError
 
-__all__ = ["LAST_CHECKPOINT", "StepCheckpoint", "TrainingSpeed", "collect_rng_states", "restore_rng_states"]
+__all__ = ["LAST_CHECKPOINT", "BestCheckpoint", "StepCheckpoint", "TrainingSpeed", "collect_rng_states",
+           "restore_rng_states"]
 
 #: file name of the checkpoint ``--resume last`` continues from.
 LAST_CHECKPOINT = "last.ckpt"
@@ -194,3 +197,39 @@ class StepCheckpoint(pl.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "rng" in state_dict:
             restore_rng_states(state_dict["rng"])
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """:class:`~lightning.pytorch.callbacks.ModelCheckpoint` whose candidates include the starting
+    weights: with ``include_start`` (and a monitored validation metric), a fresh run validates once
+    before its first training step, logs the metrics at step 0 and saves that checkpoint like any
+    other validation's. Fine-tuning then never exports weights that score worse on the validation
+    pairs than the ones it started from: when no step improves on the start, the start is the best.
+
+    A resumed run (step > 0) does not validate again: its start was scored by the run it continues.
+    """
+
+    def __init__(self, *args: Any, include_start: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.include_start = include_start
+        self._scoring_start = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if not self.include_start or self.monitor is None or trainer.global_step > 0 or not trainer.enable_validation:
+            return
+        # what Lightning's training loop does around a validation inside an epoch
+        self._scoring_start = True
+        trainer.validating = True
+        try:
+            trainer.fit_loop.epoch_loop.val_loop.run()
+        finally:
+            trainer.training = True
+            self._scoring_start = False
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._scoring_start:
+            # ModelCheckpoint saves nothing at step 0 ("no steps were taken"): rank the start here
+            self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+        else:
+            super().on_validation_end(trainer, pl_module)

@@ -25,7 +25,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.training.callbacks import LAST_CHECKPOINT, StepCheckpoint, TrainingSpeed
+from edgestereo.training.callbacks import LAST_CHECKPOINT, BestCheckpoint, StepCheckpoint, TrainingSpeed
 from edgestereo.training.datamodule import StereoDataModule
 from edgestereo.training.lit_module import StereoLitModule
 
@@ -107,11 +107,12 @@ def _read_yaml(path: str) -> Any:
 class StereoCLI(LightningCLI):
     """LightningCLI with edgestereo's defaults: checkpoints and logs under
     ``trainer.default_root_dir``, a CSV logger (and TensorBoard when installed), throughput on the
-    progress bar, and the checkpoint groups ``checkpoint`` (best by ``val/epe``) and
+    progress bar, and the checkpoint groups ``checkpoint`` (best by ``val/epe``, ``val/zncc`` for
+    self-supervised runs, the starting weights among the candidates) and
     ``step_checkpoint`` (``last.ckpt`` every N steps and on SIGTERM)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/epe",
             "checkpoint.mode": "min",
@@ -144,7 +145,7 @@ class StereoCLI(LightningCLI):
                 # no validation: keep the newest epoch-end checkpoint instead of a best one
                 config["checkpoint"]["monitor"] = None
             elif config["model"].get("loss") == "self_supervised":
-                config["checkpoint"]["monitor"] = "val/photometric"
+                config["checkpoint"]["monitor"] = "val/zncc"
         if config["checkpoint"]["monitor"] and config["checkpoint"].get("save_on_train_epoch_end") is None:
             # a validation metric exists only after validation: do not look for it when an epoch ends
             config["checkpoint"]["save_on_train_epoch_end"] = False

@@ -31,9 +31,9 @@ from edgestereo.training.losses import (
     left_predictions,
     loss_mask,
     masked_mean,
-    photometric_error,
     published_loss,
-    warp_right_to_left,
+    reconstruction_cost,
+    zncc_cost,
 )
 
 if TYPE_CHECKING:
@@ -81,12 +81,16 @@ def validation_grid(left: Tensor, prediction: Tensor, gt: Tensor, valid: Tensor,
 
 
 class StereoLitModule(pl.LightningModule):
-    """Trains ``create_model(model, pretrained, **model_config)``.
+    """Trains ``create_model(model, pretrained, **model_config)``: pretrained None starts from random
+    weights, True from the weights packaged with edgestereo, a path from that file.
 
     loss: "published" (the family's loss, :func:`~edgestereo.training.losses.published_loss`) or
-    "self_supervised" (photometric + smoothness + left-right consistency, no ground truth needed;
-    weights in ``self_supervised``). max_disp: ground truth at or above it (px) is ignored by the
-    loss and the validation metrics; None: the model's ``config.max_disp`` (or the published cut-off).
+    "self_supervised" (:class:`~edgestereo.training.losses.SelfSupervisedLoss`, no ground truth
+    needed; weights in ``self_supervised``), validated by ``val/zncc`` (mean
+    :func:`~edgestereo.training.losses.zncc_cost`, the metric its best checkpoint is chosen by) and
+    ``val/photometric`` (the objective's photometric term on the held-out pairs). max_disp: ground
+    truth at or above it (px) is ignored by the loss and the validation metrics; None: the model's
+    ``config.max_disp`` (or the published cut-off).
     Optimiser AdamW(lr, weight_decay, eps=1e-8); scheduler "onecycle" (linear, ``pct_start`` warm-up,
     over ``trainer.estimated_stepping_batches``; the public RAFT-Stereo recipe) or "constant".
     freeze_bn keeps BatchNorm statistics fixed (affine parameters still train), as RAFT-Stereo
@@ -105,7 +109,7 @@ class StereoLitModule(pl.LightningModule):
         self,
         model: str = DEFAULT_TRAIN_MODEL,
         model_config: dict[str, Any] | None = None,
-        pretrained: str | None = None,
+        pretrained: bool | str | None = None,
         loss: Literal["published", "self_supervised"] = "published",
         self_supervised: SelfSupervisedLoss | None = None,
         max_disp: float | None = None,
@@ -128,8 +132,7 @@ class StereoLitModule(pl.LightningModule):
         self.save_hyperparameters(ignore=["self_supervised"])
         self.hparams["self_supervised"] = dataclasses.asdict(weights)
         config = dict(model_config or {})
-        # create_model returns eval mode (for inference); training starts from train mode
-        self.model = create_model(model, pretrained=pretrained, **{k: _tuples(v) for k, v in config.items()}).train()
+        self.model = create_model(model, pretrained=pretrained, **{k: _tuples(v) for k, v in config.items()})
         if not any(p.requires_grad for p in self.model.parameters()):
             raise EdgeStereoError(f"model {model!r} has no trainable parameters")
         self.loss_kind = loss
@@ -139,7 +142,11 @@ class StereoLitModule(pl.LightningModule):
         #: the fake-quantized graph under quant "qat", built in setup() (it needs the training crop size)
         self.qat: QATModel | None = None
         self._val_sums: Tensor | None = None
-        self._val_photometric: list[Tensor] = []
+        self._val_matching: list[Tensor] = []
+        # create_model returns eval mode (for inference). Lightning does not switch the module to train
+        # mode when fitting starts, and validation restores each submodule's mode as it found it: the
+        # modes set here (BatchNorm frozen with freeze_bn) are the ones training runs in.
+        self.train()
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> StereoLitModule:
@@ -289,7 +296,7 @@ class StereoLitModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         # pixel counts: scored, |error| sum, > 1 px, > 3 px, D1 outliers
         self._val_sums = torch.zeros(5, dtype=torch.float64, device=self.device)
-        self._val_photometric = []
+        self._val_matching = []
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Accumulates pixel-weighted metrics over the whole validation set (all ranks)."""
@@ -300,9 +307,11 @@ class StereoLitModule(pl.LightningModule):
             left, right, gt, valid = _centre_crop(self.qat.input_size, left, right, gt, valid)
         prediction = self(left, right).float()
         if self.loss_kind == "self_supervised":
-            reconstruction, in_view = warp_right_to_left(right.float(), prediction)
-            error = photometric_error(left.float(), reconstruction, self.self_supervised.ssim_share)
-            self._val_photometric.append(masked_mean(error, in_view))
+            weights = self.self_supervised
+            photometric, _ = reconstruction_cost(left, right, prediction, weights.ssim_share,
+                                                 weights.occlusion_tolerance)
+            zncc = zncc_cost(left, right, prediction, occlusion_tolerance=weights.occlusion_tolerance)
+            self._val_matching.append(torch.stack([zncc.mean(), photometric.mean()]))
         if gt is None:
             return
         mask = loss_mask(gt, valid, self.max_disp) & (gt > 0)
@@ -322,7 +331,7 @@ class StereoLitModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Logs val/epe, val/bad1, val/bad3, val/d1 (pixel-weighted over every rank) and, in
-        self-supervised mode, val/photometric."""
+        self-supervised mode, val/zncc and val/photometric (means over the batches)."""
         if self._val_sums is None:
             return
         sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
@@ -335,9 +344,9 @@ class StereoLitModule(pl.LightningModule):
                 "val/bad3": 100 * sums[3] / count,
                 "val/d1": 100 * sums[4] / count,
             }
-        if self._val_photometric:
-            local = torch.stack(self._val_photometric).mean()
-            metrics["val/photometric"] = self.trainer.strategy.reduce(local, reduce_op="mean")
+        if self._val_matching:
+            zncc, photometric = self.trainer.strategy.reduce(torch.stack(self._val_matching).mean(0), reduce_op="mean")
+            metrics["val/zncc"], metrics["val/photometric"] = zncc, photometric
         if metrics:
             self.log_dict({k: v.float() for k, v in metrics.items()}, prog_bar=True, sync_dist=False)
         self._val_sums = None
