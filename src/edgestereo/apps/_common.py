@@ -5,6 +5,8 @@ a calibration source). Argument parsing stops here."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from edgestereo import DEFAULT_MODEL
@@ -23,6 +25,7 @@ __all__ = [
     "calibration_source",
     "check_calibration_args",
     "config_overrides",
+    "progress_bar",
     "rectified_calibration",
 ]
 
@@ -160,18 +163,17 @@ def calibration_source(args: argparse.Namespace) -> Any:
 
 def rectified_calibration(args: argparse.Namespace, width: int, height: int) -> tuple[Any, str]:
     """The rectified :class:`~edgestereo.geometry.StereoCalibration` of a single pair of ``width`` ×
-    ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras is refused."""
-    from edgestereo.calibration import FocalBaseline
+    ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras, or made
+    for another image size, is refused."""
+    from edgestereo.calibration import StereoSetup
 
     source = calibration_source(args)
     if source is None:
         return None, ""
-    if isinstance(source, FocalBaseline):
-        return source.rectifier((width, height)).calibration, source.unit
-    if source.rectified is None:
+    if isinstance(source, StereoSetup) and source.rectified is None:
         raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
                               "(`edgestereo batch --calib` does)")
-    return source.rectified, source.unit
+    return source.rectifier((width, height)).calibration, source.unit
 
 
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:
@@ -186,3 +188,25 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
                             "1 keeps every camera pixel")
     group.add_argument("--max-depth", type=float, default=None, help="point clouds: drop points farther than this")
     group.add_argument("--cloud-stride", type=int, default=1, metavar="N", help="point clouds: keep every N-th pixel")
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for the library; its bar appears at the first call, so a
+    run refused before any work prints its one-line error alone."""
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()

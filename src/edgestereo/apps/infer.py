@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgestereo.api import load_pair, predict
-    from edgestereo.data.io import prepare_output_dir, read_disparity
+    from edgestereo.data.io import check_output_dir, read_disparity
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.evaluation.metrics import disparity_metrics
+    from edgestereo.evaluation.metrics import disparity_metrics, valid_mask
     from edgestereo.runtime.frame_writer import PAIR_FILES, FrameWriter
     from edgestereo.viz import value_range
 
@@ -57,14 +57,19 @@ def run(args: argparse.Namespace) -> int:
     gt = read_disparity(args.gt) if args.gt else None
     if gt is not None and gt.shape != (height, width):
         raise EdgeStereoError(f"{args.gt}: ground truth is {gt.shape[1]}x{gt.shape[0]}, images are {width}x{height}")
-    out = prepare_output_dir(args.out)
+    if gt is not None and not valid_mask(gt).any():
+        raise EdgeStereoError(f"{args.gt}: the ground truth has no valid pixel (all NaN, inf or ≤ 0); "
+                              "give another file or leave --gt out")
+    out = check_output_dir(args.out)  # created when the outputs are written, so a failed run leaves no folder
     predictor = build_predictor(args)
 
     result = predict(left, right, predictor, calib=calib)
     kinds = ["disparity", "color", "depth", "ply", "panel"] if calib is not None else ["disparity", "color", "panel"]
     writer = FrameWriter(kinds, PAIR_FILES, title=predictor.name, calibration=calib, depth_unit=depth_unit,
                          max_depth=args.max_depth, cloud_stride=args.cloud_stride)
-    writer.set_ranges(value_range(np.where(gt > 0, gt, np.nan)) if gt is not None else value_range(result.disparity))
+    # one colour range for the prediction and the ground truth, so that both read alike
+    shown = result.disparity if gt is None else np.concatenate([result.disparity.ravel(), gt[valid_mask(gt)]])
+    writer.set_ranges(value_range(np.where(shown > 0, shown, np.nan)))
     written = writer.write(out, left, right, result.disparity, result.depth)
 
     timing = result.timings["inference_ms"]

@@ -136,7 +136,6 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from edgestereo.apps._common import build_predictor, calibration_source
-    from edgestereo.data.io import prepare_output_dir
     from edgestereo.runtime.batch_runner import parse_save
     from edgestereo.runtime.stream_runner import StreamOptions, run_stream
 
@@ -145,12 +144,10 @@ def run(args: argparse.Namespace) -> int:
         disparity_range=tuple(args.disp_range) if args.disp_range else None, calibration=calibration_source(args),
         alpha=args.alpha, scale=args.scale, max_frames=args.max_frames, max_depth=args.max_depth,
         cloud_stride=args.cloud_stride)
-    options.check(source_calibrated=args.oakd)
     window = not args.no_window and display_available()
     prefix = args.output_prefix or (None if window or args.video else DEFAULT_PREFIX)
-    if prefix is not None:
-        prepare_output_dir(Path(prefix).parent)
     options = dataclasses.replace(options, prefix=prefix)
+    options.check(source_calibrated=args.oakd)
     predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
 
     def report_failure(frame: int, reason: str) -> None:

@@ -9,11 +9,12 @@ naming the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgestereo.errors import EdgeStereoError, ReadError
+from edgestereo.errors import EdgeStereoError, OutputError, ReadError
 
 __all__ = [
     "MiddleburyCalib",
     "as_rgb8",
     "atomic_path",
+    "atomic_paths",
+    "check_output_dir",
+    "check_output_file",
     "load_pair",
+    "missing_folders",
     "prepare_output_dir",
     "read_calib_txt",
     "read_disparity",
@@ -36,8 +41,10 @@ __all__ = [
     "read_manifest",
     "read_pfm",
     "read_ply",
+    "remove_empty_folders",
     "write_calib_txt",
     "write_disparity",
+    "write_errors_named",
     "write_image",
     "write_kitti_disparity",
     "write_manifest",
@@ -51,42 +58,121 @@ __all__ = [
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+#: errors of writing a file (as opposed to a bug), reported as an :class:`OutputError` naming the file.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES,
+                           errno.EPERM, errno.EISDIR, errno.ENOTDIR})
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (which need not exist yet), or None; creates nothing."""
+    missing = missing_folders(folder.absolute())
+    existing = missing[-1].parent if missing else folder.absolute()
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=existing)
+    except OSError as exc:
+        return f"{exc.strerror or exc} in {existing}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Raise :class:`OutputError` unless ``path`` is a writable folder or could be created as one.
+
+    Creates nothing, so a run that fails later leaves no empty folder behind.
+    """
+    path = Path(path)
+    problem = _unwritable(path)
+    if problem:
+        raise OutputError(path, f"output folder cannot be written ({problem}); choose another folder")
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Raise :class:`OutputError` unless the file ``path`` can be written (it is no folder and its
+    folder is writable or can be created); creates nothing."""
+    path = Path(path)
+    problem = "it is a folder" if path.is_dir() else _unwritable(path.parent if str(path.parent) else Path("."))
+    if problem:
+        raise OutputError(path, f"cannot be written ({problem}); give another file name")
+    return path
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check that files can be written in it."""
+    path = check_output_dir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove those of ``folders`` that are empty, in order (give the deepest first)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path) -> Iterator[None]:
+    """Turn a failed write inside the block (a full disk, no permission …) into an :class:`OutputError`
+    naming ``path``; other exceptions pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise OutputError(path, f"cannot write ({exc.strerror or exc})") from None
+        raise
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed, ``path`` is left untouched and the folders
+    created for it are removed again; a failed write (full disk, no permission) becomes an
+    :class:`OutputError` naming ``path``.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    created = missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
     except OSError as exc:
-        raise EdgeStereoError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+        remove_empty_folders(created)
+        raise OutputError(path, f"cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+        with write_errors_named(path):
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+            os.replace(tmp, path)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        remove_empty_folders(created)
+        if isinstance(exc, OutputError) and exc.path == tmp:  # an atomic writer given this temporary path
+            raise OutputError(path, exc.problem) from None
         raise
 
 
-def prepare_output_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written in it."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise EdgeStereoError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from None
-    return path
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Temporary paths for files that must appear together or not at all: all are renamed into
+    place when the block succeeds, none when it fails (see :func:`atomic_path`)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
 def _read_bytes(path: str | Path) -> bytes:
@@ -226,9 +312,14 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim != 2:
         raise EdgeStereoError(f"{path}: expected (H,W) or (H,W,3) image, got shape {image.shape}")
+    try:
+        encoded, data = cv2.imencode(Path(path).suffix, image)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise EdgeStereoError(f"{path}: OpenCV cannot encode an image as {Path(path).suffix or 'this name'}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise EdgeStereoError(f"{path}: OpenCV could not encode an image with this suffix")
+        tmp.write_bytes(data.tobytes())
 
 
 # --------------------------------------------------------------------------- KITTI disparity

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from edgestereo.calibration import FocalBaseline, Rectifier, StereoSetup
-from edgestereo.errors import EdgeStereoError
+from edgestereo.data.io import check_output_dir, check_output_file
+from edgestereo.errors import EdgeStereoError, OutputError
 from edgestereo.runtime.batch_runner import SAVE_KINDS
 from edgestereo.runtime.frame_writer import FRAME_FILES, FrameWriter, stable_ranges
 from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
@@ -76,6 +77,10 @@ class StreamOptions:
         if needs and self.calibration is None and not source_calibrated:
             raise EdgeStereoError(f"--save {','.join(needs)} needs a calibration (--calib, or --focal and "
                                   "--baseline)")
+        if self.prefix:
+            check_output_dir(Path(self.prefix).parent)
+        if self.video is not None:
+            check_output_file(self.video)
 
 
 @dataclass
@@ -172,6 +177,10 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
                                                                         panel=True)
                     if not show(view, summary.rate):
                         stop.set()
+    except OutputError:
+        if video is not None:
+            video.discard()
+        raise
     finally:
         if video is not None:
             video.close()

@@ -1,0 +1,165 @@
+"""Issue 17: every bad input and output-side fault ends in one line on stderr and exit code 2, is
+found before any work where it can be, and leaves nothing partial behind. One test per case of
+the issue (``test_caseNN_…``)."""
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from edgestereo.apps.cli import main
+from edgestereo.data.io import write_image
+from stereo_fixtures import shifted_pair
+
+SGBM = ["--model", "sgbm", "--max-disp", "32"]
+TINY_RECIPE = Path(__file__).parents[1] / "training" / "tiny.yaml"
+
+
+def one_line_error(capsys, code, message):
+    """Exit code 2 and a single line on stderr naming ``message``, no traceback; returns the line."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err, err
+    return err
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """tmp/left.png, tmp/right.png: a 48x128 pair at 8 px disparity."""
+    left, right = shifted_pair(48, 128, disparity=8)
+    write_image(tmp_path / "left.png", left)
+    write_image(tmp_path / "right.png", right)
+    return tmp_path
+
+
+@pytest.fixture
+def unwritable(tmp_path, monkeypatch):
+    """A folder in which creating a file fails with EACCES, also for root (who ignores permission bits)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refuse(*args, **kwargs):
+        if Path(kwargs.get("dir") or tempfile.gettempdir()).absolute().is_relative_to(folder):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    return folder
+
+
+@pytest.fixture
+def a_file(tmp_path):
+    path = tmp_path / "a-file"
+    path.write_text("a file where a folder should be")
+    return path
+
+
+def disk_full_after(monkeypatch, suffix, allowed=0):
+    """Writing a file whose name ends in ``suffix`` fails with ENOSPC after ``allowed`` of them succeeded."""
+    write_bytes = Path.write_bytes
+    count = {"n": 0}
+
+    def write(self, data):
+        if self.name.endswith(suffix):
+            count["n"] += 1
+            if count["n"] > allowed:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write)
+
+
+# --------------------------------------------------------------------------- 1-4: output folders and files
+@pytest.mark.parametrize("command", [["pack", "--dataset", "synthetic", "--opt", "num=1"],
+                                     ["synth", "--num", "1", "--size", "32", "64", "--max-disp", "12"]])
+def test_case01_02_pack_and_synth_out_is_a_file_or_unwritable(command, a_file, unwritable, capsys):
+    one_line_error(capsys, main([*command, "--out", str(a_file)]), "a-file is a file); choose another folder")
+    one_line_error(capsys, main([*command, "--out", str(a_file / "sub")]), "a-file is a file")
+    one_line_error(capsys, main([*command, "--out", str(unwritable / "set")]), "Permission denied")
+    assert list(unwritable.iterdir()) == []
+
+
+def test_case03_train_root_dir_is_a_file_or_unwritable(a_file, unwritable, capsys):
+    train = ["train", "--config", str(TINY_RECIPE), "--trainer.default_root_dir"]
+    one_line_error(capsys, main([*train, str(a_file)]), "trainer.default_root_dir")
+    one_line_error(capsys, main([*train, str(unwritable / "run")]), "Permission denied")
+    assert list(unwritable.iterdir()) == []
+
+
+def test_case04_eval_out_that_is_a_folder_fails_before_evaluating(tmp_path, capsys):
+    code = main(["eval", *SGBM, "--dataset", "synthetic", "--dataset-option", "num=1", "--dataset-option",
+                 "size=[32,64]", "--dataset-option", "max_disp=12", "--out", str(tmp_path), "--quiet"])
+    one_line_error(capsys, code, "cannot be written (it is a folder)")
+    assert "EPE" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- 7: a full disk
+def test_case07_infer_on_a_full_disk_leaves_no_file_and_no_folder(pair, monkeypatch, capsys):
+    disk_full_after(monkeypatch, ".png")  # disparity.pfm is written, disparity.png fails
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "out"), *SGBM])
+    one_line_error(capsys, code, "No space left on device")
+    assert not (pair / "out").exists()
+
+
+def test_case07_batch_on_a_full_disk_stops_keeps_whole_frames_and_no_video(pair, monkeypatch, capsys):
+    for i in range(3):
+        (pair / "in" / "left").mkdir(parents=True, exist_ok=True)
+        (pair / "in" / "right").mkdir(exist_ok=True)
+        left, right = shifted_pair(48, 128, disparity=8, seed=i)
+        write_image(pair / "in" / "left" / f"f{i}.png", left)
+        write_image(pair / "in" / "right" / f"f{i}.png", right)
+    disk_full_after(monkeypatch, ".png", allowed=1)  # frame f0 is written, f1's picture fails
+    code = main(["batch", "--dir", str(pair / "in"), "--out", str(pair / "out"), "--video", str(pair / "out" / "v.mp4"),
+                 *SGBM])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "No space left on device" in err[-1] and "Traceback" not in "\n".join(err)
+    names = sorted(p.name for p in (pair / "out").iterdir() if not p.name.startswith(".edgestereo"))
+    assert names == ["f0.png", "f0_disp.pfm"]  # f1 left nothing (its PFM was written, then removed), no video
+
+
+def test_case07_export_on_a_full_disk(tmp_path, monkeypatch, capsys):
+    import onnx
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(onnx, "save_model", full)
+    code = main(["export", "--model", "stereonet-plus-small", "--random-weights", "--height", "64", "--width", "128",
+                 "--out", str(tmp_path / "m.onnx")])
+    one_line_error(capsys, code, "m.onnx: cannot write (No space left on device)")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- 14: outputs checked first
+def test_case14_batch_video_and_calibrate_preview_are_checked_before_any_work(pair, a_file, capsys):
+    code = main(["batch", "--left", str(pair / "left.png"), "--right", str(pair / "right.png"), "--out",
+                 str(pair / "out"), "--video", str(a_file / "v.mp4"), *SGBM])
+    one_line_error(capsys, code, "a-file is a file")
+    assert not (pair / "out").exists()
+    code = main(["calibrate", "--left", str(pair / "left.png"), "--right", str(pair / "right.png"), "--board", "9x6",
+                 "--square", "0.025", "--out", str(pair / "rig.yaml"), "--preview", str(a_file / "preview")])
+    one_line_error(capsys, code, "a-file is a file")
+    assert not (pair / "rig.yaml").exists()
+
+
+# --------------------------------------------------------------------------- 17: no empty folders
+def test_case17_failed_infer_leaves_no_output_folder(pair, capsys):
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "new" / "out"),
+                 "--model", "stereonet-plus-small", "--set", "no_such_field=1"])
+    one_line_error(capsys, code, "no_such_field")
+    assert not (pair / "new").exists()
+
+
+def test_case17_train_failing_before_its_first_step_leaves_no_logs(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "set"), "--num", "2", "--size", "64", "128", "--max-disp", "24"]) == 0
+    for image in (tmp_path / "set" / "left").iterdir():
+        image.write_text("not an image")
+    capsys.readouterr()
+    code = main(["train", "--config", str(TINY_RECIPE), "--trainer.default_root_dir", str(tmp_path / "runs" / "a"),
+                 "--data.root", str(tmp_path / "set"), "--data.options", "{}", "--data.val_split", "null"])
+    assert code == 2 and "not an image" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "runs").exists()
