@@ -97,6 +97,52 @@ def test_case04_eval_out_that_is_a_folder_fails_before_evaluating(tmp_path, caps
     assert "EPE" not in capsys.readouterr().out
 
 
+# --------------------------------------------------------------------------- 6, 10: the ONNX I/O contract
+def stereo_graph(path, output_channels=1, height=48, width=128):
+    """left, right (1,3,H,W) → disparity (1,output_channels,H,W); the stereo contract with one channel."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    reduce = helper.make_node("ReduceMean", ["difference"], ["disparity"], axes=[1], keepdims=1)
+    nodes = [helper.make_node("Sub", ["left", "right"], ["difference"]),
+             reduce if output_channels == 1 else helper.make_node("Relu", ["difference"], ["disparity"])]
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 3, height, width])
+              for name in ("left", "right")]
+    output = helper.make_tensor_value_info("disparity", TensorProto.FLOAT, [1, output_channels, height, width])
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", inputs, [output]),
+                                opset_imports=[helper.make_opsetid("", 17)], ir_version=10), str(path))
+    return path
+
+
+def test_case06_an_onnx_file_with_a_3_channel_output_is_refused_everywhere(pair, capsys):
+    bad = stereo_graph(pair / "bad.onnx", output_channels=3)
+    problem = "output disparity (1,3,48,128) is not (1,1,H,W)"
+    images = [str(pair / "left.png"), str(pair / "right.png")]
+    for command in (["infer", *images, "--out", str(pair / "out")],
+                    ["batch", "--left", images[0], "--right", images[1], "--out", str(pair / "out")],
+                    ["bench", "--iters", "1", "--warmup", "0"],
+                    ["eval", "--dataset", "synthetic", "--dataset-option", "num=1", "--quiet"]):
+        one_line_error(capsys, main([*command, "--onnx", str(bad)]), problem)
+    assert not (pair / "out").exists()
+    assert main(["check-onnx", str(bad)]) == 1
+    report = capsys.readouterr().out
+    assert problem in report and "ok: fits" not in report and "edgestereo cannot run it" in report
+    code = main(["quantize", "--onnx", str(bad), "--calib-dataset", "synthetic", "--num-samples", "1", "--out",
+                 str(pair / "bad.int8.onnx")])
+    one_line_error(capsys, code, problem)
+    assert not (pair / "bad.int8.onnx").exists()
+
+
+def test_case10_quantize_refuses_to_overwrite_its_float_source(pair, capsys, monkeypatch):
+    source = stereo_graph(pair / "float.onnx")
+    before = source.read_bytes()
+    monkeypatch.chdir(pair)
+    for out in (str(source), "float.onnx", "./sub/../float.onnx"):
+        code = main(["quantize", "--onnx", str(source), "--calib-dataset", "synthetic", "--out", out])
+        one_line_error(capsys, code, "would replace the float graph it is made from")
+    assert source.read_bytes() == before
+
+
 # --------------------------------------------------------------------------- 7: a full disk
 def test_case07_infer_on_a_full_disk_leaves_no_file_and_no_folder(pair, monkeypatch, capsys):
     disk_full_after(monkeypatch, ".png")  # disparity.pfm is written, disparity.png fails

@@ -113,7 +113,8 @@ def test_graph_with_wrong_inputs_is_refused(tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10),
               str(tmp_path / "one.onnx"))
-    with pytest.raises(EdgeStereoError, match=r"one\.onnx: expected 2 inputs \(left, right\), the graph has 1"):
+    with pytest.raises(EdgeStereoError, match=r"one\.onnx: not a stereo graph edgestereo can run .*: inputs are "
+                                              r"x \(1,3,8,8\), expected left and right"):
         OnnxPredictor(tmp_path / "one.onnx")
 
 
