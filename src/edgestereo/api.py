@@ -55,7 +55,9 @@ def predict(
     ONNX Runtime), a :class:`~edgestereo.models.StereoModel`, or a predictor (any callable from two
     uint8 images to a disparity map). pretrained: weights for a named model (default: the packaged
     ones; a model that ships none needs them, or ``random_weights=True`` for an untrained network).
-    calib: a :class:`~edgestereo.geometry.StereoCalibration` or a Middlebury ``calib.txt`` path.
+    calib: a :class:`~edgestereo.geometry.StereoCalibration`, or a file of the rectified views as the
+    CLI's ``--calib`` reads it (Middlebury ``calib.txt``, or fx, fy, cx, cy, baseline as JSON/YAML);
+    a file for another image size, or for cameras still to rectify, is refused.
     threads: intra-op threads (None leaves the process's setting).
 
     >>> result = predict("im0.png", "im1.png", calib="calib.txt")  # doctest: +SKIP
@@ -67,7 +69,9 @@ def predict(
     t0 = time.perf_counter()
     left_rgb, right_rgb = load_pair(left, right)
     if isinstance(calib, (str, Path)):
-        calib = StereoCalibration.from_calib_txt(calib)
+        from edgestereo.calibration import pair_calibration, read_calibration
+
+        calib = pair_calibration(read_calibration(calib), (left_rgb.shape[1], left_rgb.shape[0]))
     t1 = time.perf_counter()
     predictor = create_predictor(model, pretrained=pretrained, random_weights=random_weights, device=device,
                                  precision=precision, threads=threads)

@@ -40,6 +40,7 @@ __all__ = [
     "StereoSetup",
     "calibrate_stereo",
     "find_chessboard",
+    "pair_calibration",
     "read_calibration",
     "write_calibration",
 ]
@@ -188,6 +189,15 @@ class FocalBaseline:
         width, height = image_size
         return Rectifier(tuple(image_size),
                          StereoCalibration.from_focal(self.focal, self.baseline, width, height, self.doffs))
+
+
+def pair_calibration(source: StereoSetup | FocalBaseline, image_size: tuple[int, int]) -> StereoCalibration:
+    """The calibration of one pair of ``image_size`` (W, H) taken as it is (no remapping): a file that
+    describes cameras still to rectify, or one made for another image size, is refused."""
+    if isinstance(source, StereoSetup) and source.rectified is None:
+        raise EdgeStereoError(f"{source.source or 'the calibration'}: describes unrectified cameras; rectify the "
+                              "pair first (`edgestereo batch --calib` does)")
+    return source.rectifier(image_size).calibration
 
 
 # --------------------------------------------------------------------------- reading

@@ -3,14 +3,17 @@ found before any work where it can be, and leaves nothing partial behind. One te
 the issue (``test_caseNN_…``)."""
 
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgestereo.apps.cli import main
-from edgestereo.data.io import write_image
+from edgestereo.data.io import write_image, write_pfm
+from edgestereo.errors import EdgeStereoError
 from stereo_fixtures import shifted_pair
 
 SGBM = ["--model", "sgbm", "--max-disp", "32"]
@@ -95,6 +98,96 @@ def test_case04_eval_out_that_is_a_folder_fails_before_evaluating(tmp_path, caps
                  "size=[32,64]", "--dataset-option", "max_disp=12", "--out", str(tmp_path), "--quiet"])
     one_line_error(capsys, code, "cannot be written (it is a folder)")
     assert "EPE" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- 5, 8, 11, 15: options and inputs
+def test_case05_a_config_value_of_the_wrong_type_names_the_key(pair, capsys):
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "out"),
+                 "--set", "max_disp=abc"])
+    one_line_error(capsys, code, "max_disp='abc': StereoNetPlusConfig.max_disp is int, e.g. max_disp=")
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "out"),
+                 "--set", "stage_channels=[16,x]"])
+    one_line_error(capsys, code, "stage_channels is tuple[int, ...]")
+    assert not (pair / "out").exists()
+
+
+@pytest.mark.parametrize("shape", [(0, 0, 3), (1, 1, 3), (15, 200, 3)])
+def test_case08_15_empty_and_tiny_images_are_refused(shape):
+    from edgestereo import predict
+
+    image = np.zeros(shape, np.uint8)
+    with pytest.raises(EdgeStereoError, match=rf"images of {shape[1]}x{shape[0]} pixels are too small for stereo"):
+        predict(image, image, "stereonet-plus-small", random_weights=True)
+
+
+def test_case15_tiny_image_and_negative_eval_max_disp_on_the_command_line(pair, capsys):
+    write_image(pair / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    code = main(["infer", str(pair / "dot.png"), str(pair / "dot.png"), "--out", str(pair / "out"), *SGBM])
+    one_line_error(capsys, code, "images of 1x1 pixels are too small for stereo: give a pair of at least 16x16")
+    code = main(["eval", *SGBM, "--dataset", "synthetic", "--eval-max-disp", "-5"])
+    one_line_error(capsys, code, "--eval-max-disp must be a positive number of pixels, got -5")
+
+
+def test_case11_an_image_given_as_weights_is_named_as_such(pair, capsys):
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--pretrained", str(pair / "left.png")])
+    err = one_line_error(capsys, code, "left.png: not a PyTorch checkpoint (a PNG image)")
+    assert "pickl" not in err and "Weights only" not in err
+
+
+# --------------------------------------------------------------------------- 12, 13, 18: ground truth, calibration
+def test_case12_a_ground_truth_without_valid_pixels_is_refused_before_any_output(pair, capsys):
+    write_pfm(pair / "gt.pfm", np.full((48, 128), np.nan, np.float32))
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--gt", str(pair / "gt.pfm"),
+                 "--out", str(pair / "out"), *SGBM])
+    one_line_error(capsys, code, "gt.pfm: the ground truth has no valid pixel")
+    assert not (pair / "out").exists()
+
+
+def rectified_json(path, width, height):
+    path.write_text(json.dumps({"fx": 400, "fy": 400, "cx": width / 2, "cy": height / 2, "baseline": 0.1,
+                                "width": width, "height": height, "unit": "m"}))
+    return path
+
+
+def test_case13_a_calibration_for_another_image_size_is_refused_by_infer_and_batch(pair, capsys):
+    calib = rectified_json(pair / "cam.json", 640, 480)
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--calib", str(calib),
+                 "--out", str(pair / "out"), *SGBM])
+    one_line_error(capsys, code, "cam.json is for 640x480 frames, these are 128x48")
+    code = main(["batch", "--left", str(pair / "left.png"), "--right", str(pair / "right.png"), "--calib", str(calib),
+                 "--out", str(pair / "out"), *SGBM])
+    one_line_error(capsys, code, "cam.json is for 640x480 frames, these are 128x48")
+    assert "wrote" not in capsys.readouterr().out
+    assert not (pair / "out").exists()
+
+
+def test_case18_predict_reads_the_calibration_files_the_cli_reads(pair):
+    from edgestereo import predict
+
+    result = predict(pair / "left.png", pair / "right.png", "sgbm", calib=rectified_json(pair / "cam.json", 128, 48))
+    assert np.nanmedian(result.depth[:, 40:]) == pytest.approx(400 * 0.1 / 8, rel=0.05)
+    with pytest.raises(EdgeStereoError, match="is for 640x480 frames"):
+        predict(pair / "left.png", pair / "right.png", "sgbm", calib=rectified_json(pair / "big.yaml", 640, 480))
+
+
+# --------------------------------------------------------------------------- 16: training and data-set options
+def test_case16_train_crop_size_is_checked_against_the_network_before_training(tmp_path, capsys):
+    code = main(["train", "--config", str(TINY_RECIPE), "--trainer.default_root_dir", str(tmp_path / "run"),
+                 "--data.crop_size", "[100,250]"])
+    one_line_error(capsys, code, "data.crop_size [100, 250]: stereonet-plus-small needs multiples of 32; use e.g. "
+                                 "[96, 224]")
+    assert not (tmp_path / "run").exists()
+
+
+def test_case16_synth_names_the_setting_that_differs_and_pack_refuses_ignored_options(tmp_path, capsys):
+    synth = ["synth", "--out", str(tmp_path / "set"), "--num", "1", "--size", "32", "64", "--seed", "3"]
+    assert main([*synth, "--max-disp", "12"]) == 0
+    capsys.readouterr()
+    one_line_error(capsys, main([*synth, "--max-disp", "24"]), "other settings (max_disp 12.0 there, 24.0 asked)")
+    code = main(["pack", "--dataset", "synthetic", "--root", str(tmp_path / "set"), "--opt", "num=3", "--out",
+                 str(tmp_path / "pack")])
+    one_line_error(capsys, code, "drop the option(s) num")
+    assert not (tmp_path / "pack").exists()
 
 
 # --------------------------------------------------------------------------- 6, 10: the ONNX I/O contract

@@ -165,15 +165,12 @@ def rectified_calibration(args: argparse.Namespace, width: int, height: int) -> 
     """The rectified :class:`~edgestereo.geometry.StereoCalibration` of a single pair of ``width`` ×
     ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras, or made
     for another image size, is refused."""
-    from edgestereo.calibration import StereoSetup
+    from edgestereo.calibration import pair_calibration
 
     source = calibration_source(args)
     if source is None:
         return None, ""
-    if isinstance(source, StereoSetup) and source.rectified is None:
-        raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
-                              "(`edgestereo batch --calib` does)")
-    return source.rectifier((width, height)).calibration, source.unit
+    return pair_calibration(source, (width, height)), source.unit
 
 
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:

@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     kinds = ["disparity", "color", "depth", "ply", "panel"] if calib is not None else ["disparity", "color", "panel"]
     writer = FrameWriter(kinds, PAIR_FILES, title=predictor.name, calibration=calib, depth_unit=depth_unit,
                          max_depth=args.max_depth, cloud_stride=args.cloud_stride)
-    # one colour range for the prediction and the ground truth, so that both read alike
-    shown = result.disparity if gt is None else np.concatenate([result.disparity.ravel(), gt[valid_mask(gt)]])
-    writer.set_ranges(value_range(np.where(shown > 0, shown, np.nan)))
+    writer.set_ranges(value_range(np.where(gt > 0, gt, np.nan)) if gt is not None else value_range(result.disparity))
     written = writer.write(out, left, right, result.disparity, result.depth)
 
     timing = result.timings["inference_ms"]

@@ -25,12 +25,14 @@ import numpy as np
 from edgestereo.errors import EdgeStereoError, OutputError, ReadError
 
 __all__ = [
+    "MIN_IMAGE_SIDE",
     "MiddleburyCalib",
     "as_rgb8",
     "atomic_path",
     "atomic_paths",
     "check_output_dir",
     "check_output_file",
+    "check_pair_size",
     "load_pair",
     "missing_folders",
     "prepare_output_dir",
@@ -292,14 +294,26 @@ def as_rgb8(image: Any, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(array[:, :, :3])
 
 
+#: the smallest height and width of a stereo pair that disparity is estimated for (pixels).
+MIN_IMAGE_SIDE = 16
+
+
+def check_pair_size(left: np.ndarray, right: np.ndarray) -> None:
+    """Raise unless the (H,W,…) views have one size of at least :data:`MIN_IMAGE_SIDE` per side."""
+    if left.shape[:2] != right.shape[:2]:
+        raise EdgeStereoError(f"left {left.shape[1]}x{left.shape[0]} and right {right.shape[1]}x{right.shape[0]} "
+                              "images differ in size")
+    height, width = left.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise EdgeStereoError(f"images of {width}x{height} pixels are too small for stereo: give a pair of at least "
+                              f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+
+
 def load_pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Both views as (H,W,3) uint8 RGB (grey is converted); raises if their sizes differ."""
+    """Both views as (H,W,3) uint8 RGB (grey is converted); raises if their sizes differ or are too
+    small (:func:`check_pair_size`)."""
     left_rgb, right_rgb = as_rgb8(left, "left"), as_rgb8(right, "right")
-    if left_rgb.shape != right_rgb.shape:
-        raise EdgeStereoError(
-            f"left {left_rgb.shape[1]}x{left_rgb.shape[0]} and right "
-            f"{right_rgb.shape[1]}x{right_rgb.shape[0]} images differ in size"
-        )
+    check_pair_size(left_rgb, right_rgb)
     return left_rgb, right_rgb
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from edgestereo.data.io import check_pair_size
 from edgestereo.errors import EdgeStereoError, ReadError
 from edgestereo.runtime.onnx_file import OnnxMetadata, TensorInfo, graph_precision, require_stereo_io
 
@@ -146,6 +147,7 @@ class OnnxPredictor:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
         if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
             raise EdgeStereoError(f"expected two (H,W,3) images of one size, got {left.shape} and {right.shape}")
+        check_pair_size(left, right)
         height, width = left.shape[:2]
         target_h, target_w = self._target_size(height, width)
         pad_h, pad_w = target_h - height, target_w - width

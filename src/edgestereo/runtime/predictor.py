@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from edgestereo.data.io import check_pair_size
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel
 from edgestereo.runtime.padding import InputPadder
@@ -71,6 +72,7 @@ class TorchPredictor:
     @torch.inference_mode()
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        check_pair_size(left, right)
         left_t, right_t = to_tensor(left, self.device), to_tensor(right, self.device)
         padder = InputPadder(left_t.shape, self.model.divisor)
         left_t, right_t = padder.pad(left_t, right_t)

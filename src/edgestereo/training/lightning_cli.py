@@ -265,8 +265,8 @@ def _lightning_logs_held() -> Iterator[None]:
             return True
 
     hold = Hold()
-    handlers = {handler for name in ("", "lightning.pytorch", "lightning.fabric")
-                for handler in logging.getLogger(name).handlers}
+    names = ["", *(name for name in logging.root.manager.loggerDict if name.startswith("lightning"))]
+    handlers = {handler for name in names for handler in logging.getLogger(name).handlers}
     for handler in handlers:
         handler.addFilter(hold)
     try:
