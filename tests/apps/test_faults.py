@@ -302,3 +302,26 @@ def test_case17_train_failing_before_its_first_step_leaves_no_logs(tmp_path, cap
                  "--data.root", str(tmp_path / "set"), "--data.options", "{}", "--data.val_split", "null"])
     assert code == 2 and "not an image" in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "runs").exists()
+
+
+# --------------------------------------------------------------------------- 19: native libraries' lines
+def corrupt_png(path):
+    """A PNG whose image data is zeroed: libpng prints an "IDAT" error of its own when it reads it."""
+    write_image(path, shifted_pair(48, 128)[0])
+    data = bytearray(path.read_bytes())
+    start = data.index(b"IDAT") + 8
+    data[start : start + 16] = bytes(16)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_case19_codec_and_ffmpeg_lines_do_not_come_before_the_message(pair, capfd):
+    corrupt_png(pair / "left.png")
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "out"), *SGBM])
+    err = capfd.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "left.png: not an image (or an image format OpenCV cannot decode); libpng error: IDAT" in err, err
+    (pair / "video.mp4").write_text("not a video")
+    code = main(["live", "--source", str(pair / "video.mp4"), "--no-window", *SGBM])
+    err = capfd.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "video.mp4: not a video OpenCV can decode" in err, err

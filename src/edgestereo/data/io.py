@@ -13,7 +13,9 @@ import errno
 import json
 import os
 import re
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "check_pair_size",
     "load_pair",
     "missing_folders",
+    "native_messages",
     "prepare_output_dir",
     "read_calib_txt",
     "read_disparity",
@@ -177,6 +180,33 @@ def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
         yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
+# --------------------------------------------------------------------------- native libraries' messages
+_NATIVE_STDERR = threading.Lock()
+
+
+_OPENCV_LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s*(global\s+\S+\s+\S+\s+)?")
+
+
+@contextlib.contextmanager
+def native_messages() -> Iterator[list[str]]:
+    """Keep what native code (OpenCV, libpng, libjpeg, FFmpeg) prints on stderr inside the block off
+    the terminal: the yielded list receives those lines (OpenCV's log prefix removed) when the block
+    ends, for an error message to quote. What other threads print in that moment goes the same way."""
+    lines: list[str] = []
+    with _NATIVE_STDERR, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            lines.extend(_OPENCV_LOG_PREFIX.sub("", line.strip()) for line in text.splitlines() if line.strip())
+
+
 def _read_bytes(path: str | Path) -> bytes:
     path = Path(path)
     if not path.exists():
@@ -250,9 +280,11 @@ def read_image(path: str | Path, *, rgb8: bool = True) -> np.ndarray:
     values are returned unchanged (uint8 or uint16, ``(H,W)`` or ``(H,W,C)``, RGB order).
     """
     data = _read_bytes(path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with native_messages() as messages:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise ReadError(path, "not an image (or an image format OpenCV cannot decode)")
+        detail = f"; {messages[0][:120]}" if messages else ""
+        raise ReadError(path, f"not an image (or an image format OpenCV cannot decode){detail}")
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
