@@ -134,6 +134,28 @@ def test_case11_an_image_given_as_weights_is_named_as_such(pair, capsys):
     assert "pickl" not in err and "Weights only" not in err
 
 
+# --------------------------------------------------------------------------- 9: large images
+def test_case09_an_8000x6000_pair_is_refused_in_one_line_before_it_runs(tmp_path, capsys):
+    flat = np.full((6000, 8000, 3), 128, np.uint8)  # compresses to a small PNG, decodes quickly
+    write_image(tmp_path / "big.png", flat)
+    del flat
+    code = main(["infer", str(tmp_path / "big.png"), str(tmp_path / "big.png"), "--out", str(tmp_path / "out"),
+                 "--max-memory", "4"])
+    one_line_error(capsys, code, "image 8000x6000 needs about ")
+    capsys.readouterr()
+    assert not (tmp_path / "out").exists()
+
+
+def test_case09_scale_runs_smaller_views_and_writes_full_size_outputs(pair, capsys):
+    from edgestereo.data.io import read_pfm
+
+    assert main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(pair / "out"), "--scale",
+                 "0.5", *SGBM]) == 0
+    assert "sgbm at scale 0.5" in capsys.readouterr().out
+    disparity = read_pfm(pair / "out" / "disparity.pfm")
+    assert disparity.shape == (48, 128) and np.nanmedian(disparity[:, 40:]) == pytest.approx(8, abs=1)
+
+
 # --------------------------------------------------------------------------- 12, 13, 18: ground truth, calibration
 def test_case12_a_ground_truth_without_valid_pixels_is_refused_before_any_output(pair, capsys):
     write_pfm(pair / "gt.pfm", np.full((48, 128), np.nan, np.float32))

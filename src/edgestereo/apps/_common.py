@@ -12,6 +12,7 @@ from typing import Any
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.runtime.factory import DEFAULT_THREADS
+from edgestereo.runtime.memory import DEFAULT_MAX_MEMORY_GB
 
 __all__ = [
     "add_calibration_arguments",
@@ -86,7 +87,7 @@ def add_threads_argument(group: argparse._ActionsContainer, what: str = "PyTorch
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --pretrained | --random-weights, --max-disp, --iters, --set, --onnx, --device,
-    --precision, --threads."""
+    --precision, --scale, --max-memory, --threads."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}, or the "
                        "model a --pretrained file records; see `edgestereo models`)")
@@ -97,6 +98,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                        help="PyTorch autocast precision (default fp32)")
+    group.add_argument("--scale", type=float, default=1.0, metavar="S",
+                       help="run the network on the views resized by S (e.g. 0.5 for 12-MP photographs: a quarter "
+                            "of the memory and time); the disparity comes back at the input size (default 1)")
+    group.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                       help=f"refuse pairs whose inference would take more memory than this (default "
+                            f"{DEFAULT_MAX_MEMORY_GB:g} GB, or 80%% of the free memory when less; on a GPU 80%% of "
+                            "its free memory); PyTorch models")
     add_threads_argument(group)
 
 
@@ -117,13 +125,13 @@ def build_predictor(args: argparse.Namespace) -> Any:
             ("--model", args.model is not None), ("--pretrained", args.pretrained is not None),
             ("--random-weights", args.random_weights), ("--max-disp", args.max_disp is not None),
             ("--iters", args.iters is not None), ("--set", bool(args.config_set)),
-            ("--precision", args.precision != "fp32")) if given]
+            ("--precision", args.precision != "fp32"), ("--max-memory", args.max_memory is not None)) if given]
         if clashes:
             raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
                                   "(export with those options instead)")
     return create_predictor(args.model, onnx=args.onnx, pretrained=args.pretrained, random_weights=args.random_weights,
                             device=args.device, precision=args.precision, threads=args.threads,
-                            config=config_overrides(args))
+                            config=config_overrides(args), scale=args.scale, max_memory=args.max_memory)
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:

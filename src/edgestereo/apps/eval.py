@@ -134,10 +134,11 @@ def _build_variant(label: str, path: Path, args: argparse.Namespace) -> Any:
     from edgestereo.runtime.factory import create_predictor
 
     if path.suffix == ".onnx":
-        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads)
+        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads, scale=args.scale)
     else:
         predictor = create_predictor(args.model, pretrained=path, device=args.device, precision=args.precision,
-                                     threads=args.threads, config=config_overrides(args))
+                                     threads=args.threads, config=config_overrides(args), scale=args.scale,
+                                     max_memory=args.max_memory)
     return Variant(label, predictor, f"{predictor.runtime} {predictor.precision}", str(path))
 
 

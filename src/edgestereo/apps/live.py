@@ -71,8 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="frame rate of --video (default: the source's, else 10)")
     out.add_argument("--no-window", action="store_true", help="never open a window")
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    out.add_argument("--scale", type=float, default=1.0,
-                     help="resize the (rectified) views by this factor before inference (default 1)")
     add_view_arguments(parser)
     add_model_arguments(parser)
     add_calibration_arguments(parser)
@@ -142,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     options = StreamOptions(
         save=parse_save(args.save), video=Path(args.video) if args.video else None, fps=args.fps, panel=args.panel,
         disparity_range=tuple(args.disp_range) if args.disp_range else None, calibration=calibration_source(args),
-        alpha=args.alpha, scale=args.scale, max_frames=args.max_frames, max_depth=args.max_depth,
+        alpha=args.alpha, max_frames=args.max_frames, max_depth=args.max_depth,
         cloud_stride=args.cloud_stride)
     window = not args.no_window and display_available()
     prefix = args.output_prefix or (None if window or args.video else DEFAULT_PREFIX)

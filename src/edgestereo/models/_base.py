@@ -147,6 +147,15 @@ class StereoModel(nn.Module):
         """
         return profile == "npu4d"
 
+    def inference_bytes(self, height: int, width: int) -> int:
+        """Peak bytes the tensors of one forward pass of a (1,3,height,width) pair take (H and W
+        multiples of ``divisor``; the weights not counted), found by tracing the pass on the meta
+        device without running it. A family whose forward cannot be traced (it leaves PyTorch) says
+        so by overriding this."""
+        from edgestereo.models._memory import traced_peak_bytes
+
+        return traced_peak_bytes(self, (1, 3, height, width), (1, 3, height, width))
+
     def forward(self, left: Tensor, right: Tensor) -> Tensor:  # pragma: no cover - abstract
         """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) pixels."""
         raise NotImplementedError
