@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io as pyio
 import json
+import math
 import os
 import re
 import sys
 import tempfile
 import threading
+import tokenize
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,7 @@ __all__ = [
     "read_pfm",
     "read_ply",
     "remove_empty_folders",
+    "whole_number",
     "write_calib_txt",
     "write_disparity",
     "write_errors_named",
@@ -281,7 +285,11 @@ def read_image(path: str | Path, *, rgb8: bool = True) -> np.ndarray:
     """
     data = _read_bytes(path)
     with native_messages() as messages:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # a header OpenCV refuses outright (an image size over its limits …)
+            image = None
+            messages.append(str(exc).partition("error: ")[2].strip() or "OpenCV refused its header")
     if image is None:
         detail = f"; {messages[0][:120]}" if messages else ""
         raise ReadError(path, f"not an image (or an image format OpenCV cannot decode){detail}")
@@ -397,11 +405,25 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def _read_npy(path: str | Path) -> np.ndarray:
-    _read_bytes(path)
+    """A ``.npy`` file of numbers, read without unpickling and without allocating more than it holds."""
+    data = _read_bytes(path)
+    stream = pyio.BytesIO(data)
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ReadError(path, f"not a valid .npy file ({exc})") from None
+        version = np.lib.format.read_magic(stream)
+        header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in header:
+            raise ReadError(path, f"unsupported .npy version {version[0]}.{version[1]}")
+        shape, fortran_order, dtype = header[version](stream)
+    except (ValueError, SyntaxError, tokenize.TokenError, EOFError, OverflowError) as exc:
+        raise ReadError(path, f"not a valid .npy file ({(str(exc).splitlines() or [type(exc).__name__])[0][:80]})") \
+            from None
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise ReadError(path, f"holds {dtype} data, expected numbers")
+    count = math.prod(shape)
+    if count * dtype.itemsize > len(data) - stream.tell():
+        raise ReadError(path, f"truncated .npy data: {len(data) - stream.tell()} of {count * dtype.itemsize} bytes")
+    array = np.frombuffer(data, dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def read_disparity(path: str | Path) -> np.ndarray:
@@ -468,6 +490,13 @@ def _parse_matrix(path: str | Path, key: str, text: str) -> np.ndarray:
     return matrix
 
 
+def whole_number(path: str | Path, key: str, value: float) -> int:
+    """``value`` as an int ≥ 1 (a size in pixels, a count); ReadError naming ``path`` and ``key`` otherwise."""
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise ReadError(path, f"{key} must be a whole number ≥ 1, got {value:g}")
+    return int(value)
+
+
 def read_calib_txt(path: str | Path) -> MiddleburyCalib:
     """Read a Middlebury ``calib.txt`` (``key=value`` lines; ``cam0=[f 0 cx; 0 f cy; 0 0 1]``)."""
     text = _read_bytes(path).decode("utf-8", errors="replace")
@@ -492,9 +521,9 @@ def read_calib_txt(path: str | Path) -> MiddleburyCalib:
         cam1=_parse_matrix(path, "cam1", values["cam1"]),
         doffs=number("doffs"),
         baseline=number("baseline"),
-        width=int(number("width")),
-        height=int(number("height")),
-        ndisp=int(number("ndisp")),
+        width=whole_number(path, "width", number("width")),
+        height=whole_number(path, "height", number("height")),
+        ndisp=whole_number(path, "ndisp", number("ndisp")),
         **optional,
     )
 
