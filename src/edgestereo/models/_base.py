@@ -9,6 +9,7 @@ pads and crops back). ``forward_train`` may return several predictions for the l
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -38,8 +39,8 @@ def _matches(value: Any, hint: Any) -> bool:
         if len(args) == 2 and args[1] is Ellipsis:
             return all(_matches(item, args[0]) for item in value)
         return len(value) == len(args) and all(_matches(item, arg) for item, arg in zip(value, args))
-    if hint in (int, float):
-        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    if hint in (int, float):  # NumPy scalars count too
+        return isinstance(value, numbers.Real if hint is float else numbers.Integral) and not isinstance(value, bool)
     if isinstance(hint, type):
         return isinstance(value, hint)
     return True
