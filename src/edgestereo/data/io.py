@@ -2,8 +2,11 @@
 8/16-bit images and binary PLY point clouds.
 
 Every writer is atomic (a temporary file in the destination folder, renamed into place), so an
-interrupted run never leaves a partial file. Every reader raises :class:`~edgestereo.errors.ReadError`
-naming the file and the problem.
+interrupted run never leaves a partial file, and a failed write (a full disk …) raises
+:class:`~edgestereo.errors.OutputError` naming the file; :func:`check_output_dir` and
+:func:`check_output_file` say before any work whether an output can be written, creating nothing.
+Every reader raises :class:`~edgestereo.errors.ReadError` naming the file and the problem, and keeps
+what OpenCV's codecs print on stderr for that message (:func:`native_messages`).
 """
 
 from __future__ import annotations
@@ -185,10 +188,18 @@ def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
 
 
 # --------------------------------------------------------------------------- native libraries' messages
+_OPENCV_LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s*(global\s+\S+\s+\S+\s+)?")
+#: one thread at a time redirects the stderr descriptor; a forked child (a data-loader worker) starts
+#: with a lock of its own, never one a thread of its parent held at the fork.
 _NATIVE_STDERR = threading.Lock()
 
 
-_OPENCV_LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s*(global\s+\S+\s+\S+\s+)?")
+def _new_native_stderr_lock() -> None:
+    global _NATIVE_STDERR
+    _NATIVE_STDERR = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_native_stderr_lock)
 
 
 @contextlib.contextmanager
@@ -199,7 +210,11 @@ def native_messages() -> Iterator[list[str]]:
     lines: list[str] = []
     with _NATIVE_STDERR, tempfile.TemporaryFile() as capture:
         sys.stderr.flush()
-        saved = os.dup(2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to keep clean
+            yield lines
+            return
         os.dup2(capture.fileno(), 2)
         try:
             yield lines
