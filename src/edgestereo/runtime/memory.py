@@ -30,6 +30,9 @@ DEFAULT_MAX_MEMORY_GB = 4.0
 #: tensors and copies (benchmarks/memory_estimate.py: stereonet-plus-small and stereonet-plus2-small,
 #: 640x384 to 2560x1536, Intel Xeon, one thread).
 _MARGIN = 1.5
+#: what does not grow with the image (kernels' cached buffers, the interpreter's share): a 640x384 pass
+#: of stereonet-plus-small measured 51-72 MB, its traced tensors and copies with the margin 61 MB.
+_FIXED = 50_000_000
 #: the scales a refusal may propose, largest first.
 _SCALES = (0.75, 0.5, 0.375, 0.25, 0.125, 0.0625)
 
@@ -47,11 +50,12 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 def estimate_bytes(model: StereoModel, height: int, width: int) -> int:
     """Peak bytes one inference of a height x width pair takes in a predictor: the network's tensors
-    at the padded size, the float and padded copies of both views and the disparity, with a margin."""
+    at the padded size, the float and padded copies of both views and the disparity, with a margin,
+    and what does not grow with the image."""
     step = model.divisor
     padded_h, padded_w = -(-height // step) * step, -(-width // step) * step
     copies = 4 * (6 * height * width + 6 * padded_h * padded_w + 2 * height * width)
-    return int(_MARGIN * (model.inference_bytes(padded_h, padded_w) + copies))
+    return int(_MARGIN * (model.inference_bytes(padded_h, padded_w) + copies)) + _FIXED
 
 
 def available_memory() -> int | None:
