@@ -47,6 +47,8 @@ def predict(
     device: str | None = None,
     precision: str = "fp32",
     threads: int | None = None,
+    scale: float = 1.0,
+    max_memory: float | None = None,
 ) -> StereoResult:
     """Estimate disparity (and depth, with a calibration) for one stereo pair.
 
@@ -55,8 +57,13 @@ def predict(
     ONNX Runtime), a :class:`~edgestereo.models.StereoModel`, or a predictor (any callable from two
     uint8 images to a disparity map). pretrained: weights for a named model (default: the packaged
     ones; a model that ships none needs them, or ``random_weights=True`` for an untrained network).
-    calib: a :class:`~edgestereo.geometry.StereoCalibration` or a Middlebury ``calib.txt`` path.
-    threads: intra-op threads (None leaves the process's setting).
+    calib: a :class:`~edgestereo.geometry.StereoCalibration`, or a file of the rectified views as the
+    CLI's ``--calib`` reads it (Middlebury ``calib.txt``, or fx, fy, cx, cy, baseline as JSON/YAML);
+    a file for another image size, or for cameras still to rectify, is refused.
+    threads: intra-op threads (None leaves the process's setting). scale: run the network on the views
+    resized by this factor (0.5 for a 12-MP pair); the disparity comes back at the input size, in
+    its pixels. max_memory: GB the network may take on the pair (default: 4, or 80 % of the free
+    memory when less); a larger pair is refused with the scale that fits, before it runs.
 
     >>> result = predict("im0.png", "im1.png", calib="calib.txt")  # doctest: +SKIP
     >>> result.disparity.shape, float(np.nanmedian(result.depth))  # doctest: +SKIP
@@ -67,10 +74,12 @@ def predict(
     t0 = time.perf_counter()
     left_rgb, right_rgb = load_pair(left, right)
     if isinstance(calib, (str, Path)):
-        calib = StereoCalibration.from_calib_txt(calib)
+        from edgestereo.calibration import pair_calibration, read_calibration
+
+        calib = pair_calibration(read_calibration(calib), (left_rgb.shape[1], left_rgb.shape[0]))
     t1 = time.perf_counter()
     predictor = create_predictor(model, pretrained=pretrained, random_weights=random_weights, device=device,
-                                 precision=precision, threads=threads)
+                                 precision=precision, threads=threads, scale=scale, max_memory=max_memory)
     t2 = time.perf_counter()
     disparity = predictor(left_rgb, right_rgb)
     t3 = time.perf_counter()

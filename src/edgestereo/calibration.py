@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
-from edgestereo.data.io import atomic_path, read_image
+from edgestereo.data.io import atomic_path, read_image, whole_number
 from edgestereo.errors import EdgeStereoError, ReadError
 from edgestereo.geometry import StereoCalibration
 
@@ -40,6 +40,7 @@ __all__ = [
     "StereoSetup",
     "calibrate_stereo",
     "find_chessboard",
+    "pair_calibration",
     "read_calibration",
     "write_calibration",
 ]
@@ -190,6 +191,15 @@ class FocalBaseline:
                          StereoCalibration.from_focal(self.focal, self.baseline, width, height, self.doffs))
 
 
+def pair_calibration(source: StereoSetup | FocalBaseline, image_size: tuple[int, int]) -> StereoCalibration:
+    """The calibration of one pair of ``image_size`` (W, H) taken as it is (no remapping): a file that
+    describes cameras still to rectify, or one made for another image size, is refused."""
+    if isinstance(source, StereoSetup) and source.rectified is None:
+        raise EdgeStereoError(f"{source.source or 'the calibration'}: describes unrectified cameras; rectify the "
+                              "pair first (`edgestereo batch --calib` does)")
+    return source.rectifier(image_size).calibration
+
+
 # --------------------------------------------------------------------------- reading
 class _OpenCVYamlLoader(yaml.SafeLoader):
     """Safe YAML loader that also understands cv::FileStorage's ``!!opencv-matrix`` mappings."""
@@ -219,9 +229,10 @@ def _load_mapping(path: Path) -> dict[str, Any]:
             if text.lstrip().startswith("%YAML"):
                 text = text.lstrip().split("\n", 1)[1] if "\n" in text.lstrip() else ""
             data = yaml.load(text, Loader=_OpenCVYamlLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: JSON, and YAML values (dates …)
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise ReadError(path, f"not valid {kind} ({str(exc).splitlines()[0]})") from None
+        raise ReadError(path, f"not valid {kind} ({(str(exc).splitlines() or [type(exc).__name__])[0][:120]})") \
+            from None
     if not isinstance(data, dict):
         raise ReadError(path, "expected a mapping of calibration entries at the top level")
     return data
@@ -229,23 +240,23 @@ def _load_mapping(path: Path) -> dict[str, Any]:
 
 def _matrix(path: Path, key: str, value: Any) -> np.ndarray:
     """A nested list, a flat list or an OpenCV matrix mapping (rows, cols, data) as a float64 array."""
-    if isinstance(value, dict) and "data" in value:
-        data = np.asarray(value["data"], dtype=np.float64)
-        rows, cols = int(value.get("rows", 1)), int(value.get("cols", data.size))
-        if data.size != rows * cols:
-            raise ReadError(path, f"{key}: {data.size} values for a {rows}x{cols} matrix")
-        return data.reshape(rows, cols)
     try:
+        if isinstance(value, dict) and "data" in value:
+            data = np.asarray(value["data"], dtype=np.float64)
+            rows, cols = int(value.get("rows", 1)), int(value.get("cols", data.size))
+            if data.size != rows * cols:
+                raise ReadError(path, f"{key}: {data.size} values for a {rows}x{cols} matrix")
+            return data.reshape(rows, cols)
         return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ReadError(path, f"{key} is not a matrix of numbers: {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ReadError(path, f"{key} is not a matrix of numbers: {repr(value)[:80]}") from None
 
 
 def _number(path: Path, data: dict[str, Any], key: str) -> float:
     try:
         return float(data[key])
-    except (TypeError, ValueError):
-        raise ReadError(path, f"{key} is not a number: {data[key]!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ReadError(path, f"{key} is not a number: {repr(data[key])[:80]}") from None
 
 
 def _image_size(path: Path, data: dict[str, Any]) -> tuple[int, int] | None:
@@ -253,11 +264,12 @@ def _image_size(path: Path, data: dict[str, Any]) -> tuple[int, int] | None:
         if key in data:
             size = _matrix(path, key, data[key]).ravel()
             if size.size != 2:
-                raise ReadError(path, f"{key} must be [width, height], got {data[key]!r}")
-            return int(size[0]), int(size[1])
+                raise ReadError(path, f"{key} must be [width, height], got {repr(data[key])[:80]}")
+            return whole_number(path, key, size[0]), whole_number(path, key, size[1])
     for w_key, h_key in (("image_width", "image_height"), ("width", "height")):
         if w_key in data and h_key in data:
-            return int(_number(path, data, w_key)), int(_number(path, data, h_key))
+            return (whole_number(path, w_key, _number(path, data, w_key)),
+                    whole_number(path, h_key, _number(path, data, h_key)))
     return None
 
 

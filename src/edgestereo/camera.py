@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edgestereo.data.io import native_messages
 from edgestereo.errors import EdgeStereoError, ReadError
 from edgestereo.geometry import StereoCalibration
 
@@ -96,9 +97,11 @@ class VideoStereoSource(StereoSource):
         self.path = Path(path)
         if not self.path.is_file():
             raise ReadError(self.path, "file not found" if not self.path.exists() else "is not a file")
-        self._capture = cv2.VideoCapture(str(self.path))
+        with native_messages() as messages:
+            self._capture = cv2.VideoCapture(str(self.path))
         if not self._capture.isOpened():
-            raise ReadError(self.path, "not a video OpenCV can decode")
+            detail = f" ({messages[-1][:120]})" if messages else ""
+            raise ReadError(self.path, f"not a video OpenCV can decode{detail}")
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or None
         self.loop = loop
         self.realtime = realtime

@@ -22,6 +22,16 @@ class ReadError(EdgeStereoError):
         super().__init__(f"{path}: {problem}")
 
 
+class OutputError(EdgeStereoError):
+    """An output cannot be written where it was asked for (a file where a folder should be, no
+    permission, a full disk); ``path`` is the output and the message says what is wrong."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
 class WeightsRequiredError(EdgeStereoError):
     """A network was asked to run with no weights given and none packaged for it; ``model`` is its name."""
 

@@ -78,6 +78,14 @@ class VideoWriter:
             target, self._target = self._target, None
             target.__exit__(None, None, None)
 
+    def discard(self) -> None:
+        """Stop writing and delete the video: a run that failed leaves no partial file under its name."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            target, self._target = self._target, None
+            target.__exit__(EdgeStereoError, EdgeStereoError(f"{self.path}: discarded"), None)
+
     def __enter__(self) -> VideoWriter:
         return self
 

@@ -73,14 +73,14 @@ def test_panel_depth_and_max_frames_with_rectified_intrinsics(sbs_video, tmp_pat
     assert read_image(tmp_path / "f_00001.png").shape[1] > 4 * 128  # left | right | disparity | bar | depth | bar
 
 
-def test_scale_resizes_views_and_calibration(sbs_video, tmp_path):
+def test_scale_runs_on_smaller_views_and_keeps_the_input_size(sbs_video, tmp_path):
     prefix = tmp_path / "f"
     code = main(["live", "--source", str(sbs_video), "--output-prefix", str(prefix), "--save", "disparity",
                  "--scale", "0.5", "--max-frames", "1", "--no-window", *MODEL])
     assert code == 0
     disparity = read_pfm(tmp_path / "f_00001_disp.pfm")
-    assert disparity.shape == (24, 64)
-    assert np.median(disparity[:, 12:]) == pytest.approx(DISPARITY / 2, abs=0.5)
+    assert disparity.shape == (48, 128)
+    assert np.median(disparity[:, 24:]) == pytest.approx(DISPARITY, abs=1)
 
 
 def test_sigterm_stops_cleanly_with_complete_files(sbs_video, tmp_path):

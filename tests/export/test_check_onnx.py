@@ -25,12 +25,34 @@ def _relu_model(shape=(1, 3, 8, 8)):
     return _model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [_tensor("x", shape)], [_tensor("y", shape)])
 
 
+def _stereo_model(output_channels=1):
+    """left, right (1,3,8,8) → disparity (1,output_channels,8,8): the stereo contract when output_channels is 1."""
+    nodes = [helper.make_node("Sub", ["left", "right"], ["difference"], name="sub"),
+             helper.make_node("ReduceMean", ["difference"], ["disparity"], name="mean", axes=[1], keepdims=1)]
+    if output_channels != 1:
+        nodes[1] = helper.make_node("Relu", ["difference"], ["disparity"], name="relu")
+    return _model(nodes, [_tensor("left", [1, 3, 8, 8]), _tensor("right", [1, 3, 8, 8])],
+                  [_tensor("disparity", [1, output_channels, 8, 8])], opset=17)
+
+
 def test_clean_graph_passes_every_profile():
     for profile in ("npu4d", "tensorrt", "generic"):
         report = check_onnx(_relu_model(), profile)
         assert report.ok, report.format()
         assert report.op_histogram == {"Relu": 1} and report.max_rank == 4 and report.opset == 17
-    assert "ok: fits npu4d" in check_onnx(_relu_model(), "npu4d").format()
+    report = check_onnx(_stereo_model(), "npu4d")
+    assert report.ok and report.stereo_ok
+    assert "stereo I/O  left (1,3,8,8), right (1,3,8,8) → disparity (1,1,8,8)" in report.format()
+    assert "result      ok: fits npu4d" in report.format()
+
+
+def test_a_graph_that_breaks_the_stereo_contract_is_flagged():
+    report = check_onnx(_stereo_model(output_channels=3), "npu4d")
+    assert report.ok and not report.stereo_ok
+    assert report.stereo_problems == ["output disparity (1,3,8,8) is not (1,1,H,W)"]
+    assert "result      fits npu4d, but edgestereo cannot run it" in report.format()
+    assert "ok: fits" not in report.format()
+    assert not check_onnx(_relu_model()).stereo_ok
 
 
 def test_npu4d_catches_gridsample():

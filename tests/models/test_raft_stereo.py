@@ -121,7 +121,8 @@ def test_bad_files_are_refused(tmp_path, capsys):
     ({"n_gru_layers": 4}, "n_gru_layers must be 1 to 3"),
     ({"n_downsample": 5}, "n_downsample must be 0 to 3"),
     ({"iters": 0}, "iters and train_iters must be ≥ 1"),
-    ({"hidden_dims": (128, 128)}, "hidden_dims must be three"),
+    ({"hidden_dims": (128, 128, 0)}, "hidden_dims must be three positive sizes"),
+    ({"hidden_dims": (128, 128)}, r"RAFTStereoConfig\.hidden_dims is tuple\[int, int, int\]"),
     ({"max_disp": 192}, "unknown option.*max_disp"),
 ])
 def test_config_errors(overrides, problem):

@@ -116,7 +116,7 @@ def test_a_qat_run_resumes_with_its_ranges_and_refuses_a_float_checkpoint(tiny_q
     (["--trainer.precision", "bf16-mixed"], "model.quant qat trains in float32 (fake quantization has no bf16-mixed "
                                             "path): set trainer.precision 32-true"),
     (["--data.crop_size", "null"], "model.quant qat needs data.crop_size"),
-    (["--data.crop_size", "[62, 128]"], "data.crop_size 62x128: QAT needs multiples of 4"),
+    (["--data.crop_size", "[62, 128]"], "data.crop_size [62, 128]: tiny-qat-stereo needs multiples of 4"),
     (["--model.qat_calibration_batches", "0"], "model.qat_calibration_batches must be ≥ 1, got 0"),
 ])
 def test_qat_configuration_errors(tiny_qat, tiny_recipe, tmp_path, capsys, extra, message):

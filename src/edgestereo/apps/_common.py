@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.runtime.factory import DEFAULT_THREADS
+from edgestereo.runtime.memory import DEFAULT_MAX_MEMORY_GB
 from edgestereo.runtime.rerun_logger import DEFAULT_VIEWER, INSTALL_HINT, RerunLogger
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "calibration_source",
     "check_calibration_args",
     "config_overrides",
+    "progress_bar",
     "rectified_calibration",
     "rerun_recorder",
 ]
@@ -88,7 +90,7 @@ def add_threads_argument(group: argparse._ActionsContainer, what: str = "PyTorch
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--model, --pretrained | --random-weights, --max-disp, --iters, --set, --onnx, --device,
-    --precision, --threads."""
+    --precision, --scale, --max-memory, --threads."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default=None, help=f"registered model name (default: {DEFAULT_MODEL}, or the "
                        "model a --pretrained file records; see `edgestereo models`)")
@@ -99,6 +101,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
     group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
                        help="PyTorch autocast precision (default fp32)")
+    group.add_argument("--scale", type=float, default=1.0, metavar="S",
+                       help="run the network on the views resized by S (e.g. 0.5 for 12-MP photographs: a quarter "
+                            "of the memory and time); the disparity comes back at the input size (default 1)")
+    group.add_argument("--max-memory", type=float, default=None, metavar="GB",
+                       help=f"refuse pairs whose inference would take more memory than this (default "
+                            f"{DEFAULT_MAX_MEMORY_GB:g} GB, or 80%% of the free memory when less; on a GPU 80%% of "
+                            "its free memory); PyTorch models")
     add_threads_argument(group)
 
 
@@ -119,13 +128,13 @@ def build_predictor(args: argparse.Namespace) -> Any:
             ("--model", args.model is not None), ("--pretrained", args.pretrained is not None),
             ("--random-weights", args.random_weights), ("--max-disp", args.max_disp is not None),
             ("--iters", args.iters is not None), ("--set", bool(args.config_set)),
-            ("--precision", args.precision != "fp32")) if given]
+            ("--precision", args.precision != "fp32"), ("--max-memory", args.max_memory is not None)) if given]
         if clashes:
             raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
                                   "(export with those options instead)")
     return create_predictor(args.model, onnx=args.onnx, pretrained=args.pretrained, random_weights=args.random_weights,
                             device=args.device, precision=args.precision, threads=args.threads,
-                            config=config_overrides(args))
+                            config=config_overrides(args), scale=args.scale, max_memory=args.max_memory)
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,18 +174,14 @@ def calibration_source(args: argparse.Namespace) -> Any:
 
 def rectified_calibration(args: argparse.Namespace, width: int, height: int) -> tuple[Any, str]:
     """The rectified :class:`~edgestereo.geometry.StereoCalibration` of a single pair of ``width`` ×
-    ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras is refused."""
-    from edgestereo.calibration import FocalBaseline
+    ``height`` and its depth unit label, or (None, ""); a file describing unrectified cameras, or made
+    for another image size, is refused."""
+    from edgestereo.calibration import pair_calibration
 
     source = calibration_source(args)
     if source is None:
         return None, ""
-    if isinstance(source, FocalBaseline):
-        return source.rectifier((width, height)).calibration, source.unit
-    if source.rectified is None:
-        raise EdgeStereoError(f"{args.calib}: describes unrectified cameras; rectify the pair first "
-                              "(`edgestereo batch --calib` does)")
-    return source.rectified, source.unit
+    return pair_calibration(source, (width, height)), source.unit
 
 
 def add_view_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,3 +225,25 @@ def rerun_recorder(args: argparse.Namespace, *, calibrated: bool, wall_clock: bo
             print("rerun      no calibration: logging images and disparity only (--calib, or --focal and "
                   "--baseline, add depth, camera and points)")
         yield recorder
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback for the library; its bar appears at the first call, so a
+    run refused before any work prints its one-line error alone."""
+    from tqdm import tqdm
+
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()

@@ -84,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"inference  mean {statistics.fmean(summary.latencies_ms):.1f} ms, median "
               f"{statistics.median(summary.latencies_ms):.1f} ms ({predictor.name}); end to end "
               f"{summary.frames_per_second:.2f} frames/s")
-    suffixes = ",".join(FRAME_FILES[kind].format(base="") for kind in options.kinds)
-    print(f"wrote      {options.out}/NAME{{{suffixes}}}")
+    if summary.done:
+        suffixes = ",".join(FRAME_FILES[kind].format(base="") for kind in options.kinds)
+        print(f"wrote      {options.out}/NAME{{{suffixes}}}")
     if summary.video_frames:
         print(f"wrote      {args.video} ({summary.video_frames} frames, {args.fps:g} fps)")
     if args.rerun:

@@ -50,11 +50,14 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgestereo.calibration import calibrate_stereo, write_calibration
-    from edgestereo.data.io import prepare_output_dir, read_image, write_image
+    from edgestereo.data.io import check_output_dir, check_output_file, read_image, write_image
     from edgestereo.errors import EdgeStereoError
 
     if Path(args.out).suffix.lower() not in (".yaml", ".yml", ".json"):
         raise EdgeStereoError(f"--out {args.out}: calibration files are .yaml, .yml or .json")
+    check_output_file(args.out)
+    if args.preview:
+        check_output_dir(args.preview)
     lefts = sorted(p for p in glob.glob(args.left, recursive=True) if Path(p).is_file())
     rights = sorted(p for p in glob.glob(args.right, recursive=True) if Path(p).is_file())
     if not lefts:
@@ -82,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"rectified  fx {rect.fx:.2f}  cx {rect.cx:.2f}  cy {rect.cy:.2f} px, "
           f"baseline {rect.baseline:.5g} {args.unit}")
     if args.preview:
-        preview = prepare_output_dir(args.preview)
+        preview = Path(args.preview)
         for left_path, right_path, name in zip(lefts, rights, names):
             if name not in result.used:
                 continue

@@ -1,5 +1,7 @@
 """Check an ONNX file against a deployment target: op histogram, maximum tensor rank (from ONNX
-shape inference) and every violation with its node name and reason. Works on any ONNX file.
+shape inference) and every violation with its node name and reason; and the stereo I/O contract
+edgestereo's runtimes need (inputs left, right (1,3,H,W) float, output disparity (1,1,H,W)).
+Works on any ONNX file.
 
 profiles:
   npu4d     every tensor at most 4-D; no GridSample, Einsum, Scatter/ScatterND/ScatterElements,
@@ -7,7 +9,7 @@ profiles:
   tensorrt  every operator on TensorRT's ONNX operator list (TensorRT 10), opset 9-20, static shapes
   generic   ONNX Runtime (CPU) can build a session for it
 
-exit status: 0 fits the profile, 1 violations, 2 not an ONNX file.
+exit status: 0 fits the profile and the stereo contract, 1 violations or another I/O, 2 not an ONNX file.
 
 example:
   edgestereo check-onnx model.onnx --profile npu4d
@@ -32,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
 
     report = check_onnx(args.file, args.profile)
     print(report.format())
-    return 0 if report.ok else 1
+    return 0 if report.ok and report.stereo_ok else 1

@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    import cv2
+
+    # OpenCV's own log lines ([ WARN…], [ERROR…]) would come before the message that says what is wrong
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown and not args._forwards_unknown:

@@ -134,10 +134,11 @@ def _build_variant(label: str, path: Path, args: argparse.Namespace) -> Any:
     from edgestereo.runtime.factory import create_predictor
 
     if path.suffix == ".onnx":
-        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads)
+        predictor = create_predictor(onnx=path, device=args.device, threads=args.threads, scale=args.scale)
     else:
         predictor = create_predictor(args.model, pretrained=path, device=args.device, precision=args.precision,
-                                     threads=args.threads, config=config_overrides(args))
+                                     threads=args.threads, config=config_overrides(args), scale=args.scale,
+                                     max_memory=args.max_memory)
     return Variant(label, predictor, f"{predictor.runtime} {predictor.precision}", str(path))
 
 
@@ -164,11 +165,17 @@ def _run_variants(args: argparse.Namespace, datasets: list[tuple[str, Any, Any]]
 
 def run(args: argparse.Namespace) -> int:
     from edgestereo.apps._common import build_predictor
-    from edgestereo.data.io import atomic_path, prepare_output_dir
+    from edgestereo.data.io import atomic_path, check_output_dir, check_output_file
     from edgestereo.evaluation.evaluator import evaluate, format_report
 
     if args.limit is not None and args.limit < 1:
         raise EdgeStereoError(f"--limit must be ≥ 1, got {args.limit}")
+    if args.eval_max_disp is not None and not args.eval_max_disp > 0:
+        raise EdgeStereoError(f"--eval-max-disp must be a positive number of pixels, got {args.eval_max_disp:g}")
+    if args.out:
+        check_output_file(args.out)
+    if args.save_pred:
+        check_output_dir(args.save_pred)
     if args.variant:
         from edgestereo.evaluation.precision_table import check_variant_labels
 
@@ -187,8 +194,6 @@ def run(args: argparse.Namespace) -> int:
                                  for row in results[0]["variants"]],
                     "results": results}
     else:
-        if args.save_pred:
-            prepare_output_dir(args.save_pred)
         predictor = build_predictor(args)
         reports = []
         for name, dataset, noc_dataset in datasets:

@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from edgestereo.data.io import check_output_file
     from edgestereo.errors import EdgeStereoError
     from edgestereo.export.check import check_onnx
     from edgestereo.export.exporter import export_onnx, verify_onnx
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise EdgeStereoError(f"--out {out}: the file name must end in .onnx")
+    check_output_file(out)
     model = build_network(args)
     path = export_onnx(model, out, args.height, args.width, profile=args.profile, opset=args.opset,
                        fp16=args.fp16, external_data=args.external_data, simplify=not args.no_simplify)

@@ -48,9 +48,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgestereo.api import load_pair, predict
-    from edgestereo.data.io import prepare_output_dir, read_disparity
+    from edgestereo.data.io import check_output_dir, read_disparity
     from edgestereo.errors import EdgeStereoError
-    from edgestereo.evaluation.metrics import disparity_metrics
+    from edgestereo.evaluation.metrics import disparity_metrics, valid_mask
     from edgestereo.runtime.frame_writer import PAIR_FILES, FrameWriter
     from edgestereo.runtime.rerun_logger import runtime_label
     from edgestereo.viz import value_range
@@ -66,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         if gt is not None and gt.shape != (height, width):
             raise EdgeStereoError(f"{args.gt}: ground truth is {gt.shape[1]}x{gt.shape[0]}, images are "
                                   f"{width}x{height}")
-        out = prepare_output_dir(args.out)
+        if gt is not None and not valid_mask(gt).any():
+            raise EdgeStereoError(f"{args.gt}: the ground truth has no valid pixel (all NaN, inf or ≤ 0); "
+                                  "give another file or leave --gt out")
+        out = check_output_dir(args.out)  # created when the outputs are written, so a failed run leaves no folder
         predictor = build_predictor(args)
 
         result = predict(left, right, predictor, calib=calib)

@@ -79,8 +79,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="frame rate of --video (default: the source's, else 10)")
     out.add_argument("--no-window", action="store_true", help="never open a window")
     out.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
-    out.add_argument("--scale", type=float, default=1.0,
-                     help="resize the (rectified) views by this factor before inference (default 1)")
     add_rerun_arguments(parser)
     add_view_arguments(parser)
     add_model_arguments(parser)
@@ -145,38 +143,34 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from edgestereo.apps._common import build_predictor, calibration_source, rerun_recorder
-    from edgestereo.data.io import prepare_output_dir
     from edgestereo.runtime.batch_runner import parse_save
     from edgestereo.runtime.stream_runner import StreamOptions, run_stream
 
     options = StreamOptions(
         save=parse_save(args.save), video=Path(args.video) if args.video else None, fps=args.fps, panel=args.panel,
         disparity_range=tuple(args.disp_range) if args.disp_range else None, calibration=calibration_source(args),
-        alpha=args.alpha, scale=args.scale, max_frames=args.max_frames, max_depth=args.max_depth,
+        alpha=args.alpha, max_frames=args.max_frames, max_depth=args.max_depth,
         cloud_stride=args.cloud_stride)
-    options.check(source_calibrated=args.oakd)
     window = not args.no_window and display_available()
     recording = args.rerun is not None or args.rerun_connect is not None
     prefix = args.output_prefix or (None if window or args.video or recording else DEFAULT_PREFIX)
+    options = dataclasses.replace(options, prefix=prefix)
+    options.check(source_calibrated=args.oakd)
+    predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
 
     def report_failure(frame: int, reason: str) -> None:
         print(f"frame {frame}: {reason}", file=sys.stderr)
 
     calibrated = options.calibration is not None or args.oakd
-    with rerun_recorder(args, calibrated=calibrated, wall_clock=True) as recorder:
-        if prefix is not None:
-            prepare_output_dir(Path(prefix).parent)
-        options = dataclasses.replace(options, prefix=prefix)
-        predictor = build_predictor(args)  # before the camera starts, so no frames queue up while the model loads
-        with open_source(args) as source:
-            print(f"source     {source.description}; model {predictor.name}"
-                  + (f"; writing {prefix}_NNNNN.png" if prefix else "") + ("; window (q quits)" if window else ""))
-            try:
-                summary = run_stream(source, predictor, options, show=_show if window else None,
-                                     on_failure=report_failure, recorder=recorder)
-            finally:
-                if window:
-                    cv2.destroyAllWindows()
+    with rerun_recorder(args, calibrated=calibrated, wall_clock=True) as recorder, open_source(args) as source:
+        print(f"source     {source.description}; model {predictor.name}"
+              + (f"; writing {prefix}_NNNNN.png" if prefix else "") + ("; window (q quits)" if window else ""))
+        try:
+            summary = run_stream(source, predictor, options, show=_show if window else None,
+                                 on_failure=report_failure, recorder=recorder)
+        finally:
+            if window:
+                cv2.destroyAllWindows()
 
     print(f"frames     {summary.shown}" + (f", {summary.failures} failed" if summary.failures else "")
           + (" (stopped)" if summary.stopped else ""))

@@ -45,20 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from edgestereo.apps._common import progress_bar
     from edgestereo.data.lmdb import pack_dataset
     from edgestereo.errors import EdgeStereoError
 
     if args.workers < 0:
         raise EdgeStereoError(f"--workers must be ≥ 0, got {args.workers}")
     options = dict(args.opt)
-    with tqdm(unit="sample", desc="pack", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with progress_bar("pack", "sample") as progress:
         manifest = pack_dataset(args.dataset, args.out, root=args.root, split=args.split, workers=args.workers,
                                 image_codec=args.image_codec, progress=progress, **options)
     size_mb = manifest["bytes"] / 2**20

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         QuantizeOptions,
         analyze_sensitivity,
         calibration_feeds,
+        check_output_path,
         graph_input_size,
         match_nodes,
         quantize_onnx,
@@ -96,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
     from edgestereo.runtime.onnx_file import OnnxMetadata
 
     _check_args(args)
+    if args.out:
+        check_output_path(args.onnx, args.out)
     options = QuantizeOptions(method=args.method, per_channel=args.per_channel, activation_type=args.activation_type,
                               reduce_range=args.reduce_range, keep_float=tuple(args.keep_float),
                               percentile=args.percentile)

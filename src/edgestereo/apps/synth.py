@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from edgestereo.apps._common import progress_bar
     from edgestereo.data.synthetic.dataset import synthetic_config, write_synthetic
     from edgestereo.errors import EdgeStereoError
 
@@ -45,12 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise EdgeStereoError(f"--workers must be ≥ 0, got {args.workers}")
     overrides = {"reflective_prob": 0.0, "specular_prob": 0.0, "photometric": False} if args.lambertian else {}
     config = synthetic_config(tuple(args.size), args.max_disp, **overrides)
-    with tqdm(total=args.num, unit="pair", desc="synth", dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with progress_bar("synth", "pair") as progress:
         manifest = write_synthetic(args.out, args.num, config, args.seed, args.split, args.workers, progress)
     print(f"{manifest['num']} pairs of {config.height}x{config.width} (max disparity {config.max_disp:g}, "
           f"seed {args.seed}, {args.split}) in {args.out}")

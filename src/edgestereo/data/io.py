@@ -2,18 +2,27 @@
 8/16-bit images and binary PLY point clouds.
 
 Every writer is atomic (a temporary file in the destination folder, renamed into place), so an
-interrupted run never leaves a partial file. Every reader raises :class:`~edgestereo.errors.ReadError`
-naming the file and the problem.
+interrupted run never leaves a partial file, and a failed write (a full disk …) raises
+:class:`~edgestereo.errors.OutputError` naming the file; :func:`check_output_dir` and
+:func:`check_output_file` say before any work whether an output can be written, creating nothing.
+Every reader raises :class:`~edgestereo.errors.ReadError` naming the file and the problem, and keeps
+what OpenCV's codecs print on stderr for that message (:func:`native_messages`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io as pyio
 import json
+import math
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+import tokenize
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +30,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgestereo.errors import EdgeStereoError, ReadError
+from edgestereo.errors import EdgeStereoError, OutputError, ReadError
 
 __all__ = [
+    "MIN_IMAGE_SIDE",
     "MiddleburyCalib",
     "as_rgb8",
     "atomic_path",
+    "atomic_paths",
+    "check_output_dir",
+    "check_output_file",
+    "check_pair_size",
     "load_pair",
+    "missing_folders",
+    "native_messages",
     "prepare_output_dir",
     "read_calib_txt",
     "read_disparity",
@@ -36,8 +52,11 @@ __all__ = [
     "read_manifest",
     "read_pfm",
     "read_ply",
+    "remove_empty_folders",
+    "whole_number",
     "write_calib_txt",
     "write_disparity",
+    "write_errors_named",
     "write_image",
     "write_kitti_disparity",
     "write_manifest",
@@ -51,42 +70,160 @@ __all__ = [
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+#: errors of writing a file (as opposed to a bug), reported as an :class:`OutputError` naming the file.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES,
+                           errno.EPERM, errno.EISDIR, errno.ENOTDIR})
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be written in ``folder`` (which need not exist yet), or None; creates nothing."""
+    missing = missing_folders(folder.absolute())
+    existing = missing[-1].parent if missing else folder.absolute()
+    if not existing.is_dir():
+        return f"{existing} is a file"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=existing)
+    except OSError as exc:
+        return f"{exc.strerror or exc} in {existing}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Raise :class:`OutputError` unless ``path`` is a writable folder or could be created as one.
+
+    Creates nothing, so a run that fails later leaves no empty folder behind.
+    """
+    path = Path(path)
+    problem = _unwritable(path)
+    if problem:
+        raise OutputError(path, f"output folder cannot be written ({problem}); choose another folder")
+    return path
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Raise :class:`OutputError` unless the file ``path`` can be written (it is no folder and its
+    folder is writable or can be created); creates nothing."""
+    path = Path(path)
+    problem = "it is a folder" if path.is_dir() else _unwritable(path.parent if str(path.parent) else Path("."))
+    if problem:
+        raise OutputError(path, f"cannot be written ({problem}); give another file name")
+    return path
+
+
+def prepare_output_dir(path: str | Path) -> Path:
+    """Create ``path`` if needed and check that files can be written in it."""
+    path = check_output_dir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove_empty_folders(folders: Sequence[Path]) -> None:
+    """Remove those of ``folders`` that are empty, in order (give the deepest first)."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path) -> Iterator[None]:
+    """Turn a failed write inside the block (a full disk, no permission …) into an :class:`OutputError`
+    naming ``path``; other exceptions pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise OutputError(path, f"cannot write ({exc.strerror or exc})") from None
+        raise
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched.
+    On any exception the temporary file is removed, ``path`` is left untouched and the folders
+    created for it are removed again; a failed write (full disk, no permission) becomes an
+    :class:`OutputError` naming ``path``.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    created = missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=folder)
     except OSError as exc:
-        raise EdgeStereoError(f"{path}: cannot write here ({exc.strerror or exc})") from None
+        remove_empty_folders(created)
+        raise OutputError(path, f"cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
+        with write_errors_named(path):
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
+            os.replace(tmp, path)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        remove_empty_folders(created)
+        if isinstance(exc, OutputError) and exc.path == tmp:  # an atomic writer given this temporary path
+            raise OutputError(path, exc.problem) from None
         raise
 
 
-def prepare_output_dir(path: str | Path) -> Path:
-    """Create ``path`` if needed and check that files can be written in it."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=path)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise EdgeStereoError(f"{path}: output folder cannot be written ({exc.strerror or exc})") from None
-    return path
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Temporary paths for files that must appear together or not at all: all are renamed into
+    place when the block succeeds, none when it fails (see :func:`atomic_path`)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
+# --------------------------------------------------------------------------- native libraries' messages
+_OPENCV_LOG_PREFIX = re.compile(r"^\[\s*\w+:[^\]]*\]\s*(global\s+\S+\s+\S+\s+)?")
+#: one thread at a time redirects the stderr descriptor; a forked child (a data-loader worker) starts
+#: with a lock of its own, never one a thread of its parent held at the fork.
+_NATIVE_STDERR = threading.Lock()
+
+
+def _new_native_stderr_lock() -> None:
+    global _NATIVE_STDERR
+    _NATIVE_STDERR = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_native_stderr_lock)
+
+
+@contextlib.contextmanager
+def native_messages() -> Iterator[list[str]]:
+    """Keep what native code (OpenCV, libpng, libjpeg, FFmpeg) prints on stderr inside the block off
+    the terminal: the yielded list receives those lines (OpenCV's log prefix removed) when the block
+    ends, for an error message to quote. What other threads print in that moment goes the same way."""
+    lines: list[str] = []
+    with _NATIVE_STDERR, tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to keep clean
+            yield lines
+            return
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            text = capture.read().decode(errors="replace")
+            lines.extend(_OPENCV_LOG_PREFIX.sub("", line.strip()) for line in text.splitlines() if line.strip())
 
 
 def _read_bytes(path: str | Path) -> bytes:
@@ -162,9 +299,15 @@ def read_image(path: str | Path, *, rgb8: bool = True) -> np.ndarray:
     values are returned unchanged (uint8 or uint16, ``(H,W)`` or ``(H,W,C)``, RGB order).
     """
     data = _read_bytes(path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with native_messages() as messages:
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        except cv2.error as exc:  # a header OpenCV refuses outright (an image size over its limits …)
+            image = None
+            messages.append(str(exc).partition("error: ")[2].strip() or "OpenCV refused its header")
     if image is None:
-        raise ReadError(path, "not an image (or an image format OpenCV cannot decode)")
+        detail = f"; {messages[0][:120]}" if messages else ""
+        raise ReadError(path, f"not an image (or an image format OpenCV cannot decode){detail}")
     if image.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, code)
@@ -206,14 +349,26 @@ def as_rgb8(image: Any, what: str = "image") -> np.ndarray:
     return np.ascontiguousarray(array[:, :, :3])
 
 
+#: the smallest height and width of a stereo pair that disparity is estimated for (pixels).
+MIN_IMAGE_SIDE = 16
+
+
+def check_pair_size(left: np.ndarray, right: np.ndarray) -> None:
+    """Raise unless the (H,W,…) views have one size of at least :data:`MIN_IMAGE_SIDE` per side."""
+    if left.shape[:2] != right.shape[:2]:
+        raise EdgeStereoError(f"left {left.shape[1]}x{left.shape[0]} and right {right.shape[1]}x{right.shape[0]} "
+                              "images differ in size")
+    height, width = left.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise EdgeStereoError(f"images of {width}x{height} pixels are too small for stereo: give a pair of at least "
+                              f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+
+
 def load_pair(left: Any, right: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Both views as (H,W,3) uint8 RGB (grey is converted); raises if their sizes differ."""
+    """Both views as (H,W,3) uint8 RGB (grey is converted); raises if their sizes differ or are too
+    small (:func:`check_pair_size`)."""
     left_rgb, right_rgb = as_rgb8(left, "left"), as_rgb8(right, "right")
-    if left_rgb.shape != right_rgb.shape:
-        raise EdgeStereoError(
-            f"left {left_rgb.shape[1]}x{left_rgb.shape[0]} and right "
-            f"{right_rgb.shape[1]}x{right_rgb.shape[0]} images differ in size"
-        )
+    check_pair_size(left_rgb, right_rgb)
     return left_rgb, right_rgb
 
 
@@ -226,9 +381,14 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.ndim != 2:
         raise EdgeStereoError(f"{path}: expected (H,W) or (H,W,3) image, got shape {image.shape}")
+    try:
+        encoded, data = cv2.imencode(Path(path).suffix, image)
+    except cv2.error:
+        encoded = False
+    if not encoded:
+        raise EdgeStereoError(f"{path}: OpenCV cannot encode an image as {Path(path).suffix or 'this name'}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise EdgeStereoError(f"{path}: OpenCV could not encode an image with this suffix")
+        tmp.write_bytes(data.tobytes())
 
 
 # --------------------------------------------------------------------------- KITTI disparity
@@ -260,11 +420,25 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 def _read_npy(path: str | Path) -> np.ndarray:
-    _read_bytes(path)
+    """A ``.npy`` file of numbers, read without unpickling and without allocating more than it holds."""
+    data = _read_bytes(path)
+    stream = pyio.BytesIO(data)
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ReadError(path, f"not a valid .npy file ({exc})") from None
+        version = np.lib.format.read_magic(stream)
+        header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in header:
+            raise ReadError(path, f"unsupported .npy version {version[0]}.{version[1]}")
+        shape, fortran_order, dtype = header[version](stream)
+    except (ValueError, SyntaxError, tokenize.TokenError, EOFError, OverflowError) as exc:
+        raise ReadError(path, f"not a valid .npy file ({(str(exc).splitlines() or [type(exc).__name__])[0][:80]})") \
+            from None
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise ReadError(path, f"holds {dtype} data, expected numbers")
+    count = math.prod(shape)
+    if count * dtype.itemsize > len(data) - stream.tell():
+        raise ReadError(path, f"truncated .npy data: {len(data) - stream.tell()} of {count * dtype.itemsize} bytes")
+    array = np.frombuffer(data, dtype, count=count, offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
 def read_disparity(path: str | Path) -> np.ndarray:
@@ -331,6 +505,13 @@ def _parse_matrix(path: str | Path, key: str, text: str) -> np.ndarray:
     return matrix
 
 
+def whole_number(path: str | Path, key: str, value: float) -> int:
+    """``value`` as an int ≥ 1 (a size in pixels, a count); ReadError naming ``path`` and ``key`` otherwise."""
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
+        raise ReadError(path, f"{key} must be a whole number ≥ 1, got {value:g}")
+    return int(value)
+
+
 def read_calib_txt(path: str | Path) -> MiddleburyCalib:
     """Read a Middlebury ``calib.txt`` (``key=value`` lines; ``cam0=[f 0 cx; 0 f cy; 0 0 1]``)."""
     text = _read_bytes(path).decode("utf-8", errors="replace")
@@ -355,9 +536,9 @@ def read_calib_txt(path: str | Path) -> MiddleburyCalib:
         cam1=_parse_matrix(path, "cam1", values["cam1"]),
         doffs=number("doffs"),
         baseline=number("baseline"),
-        width=int(number("width")),
-        height=int(number("height")),
-        ndisp=int(number("ndisp")),
+        width=whole_number(path, "width", number("width")),
+        height=whole_number(path, "height", number("height")),
+        ndisp=whole_number(path, "ndisp", number("ndisp")),
         **optional,
     )
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from edgestereo.data.datasets import create_dataset
 from edgestereo.data.datasets._base import Sample, StereoDataset, Transform, require_folder
-from edgestereo.data.io import read_manifest, write_manifest
+from edgestereo.data.io import check_output_dir, read_manifest, write_manifest
 from edgestereo.errors import EdgeStereoError
 
 __all__ = ["FORMAT", "LMDBStereo", "decode_sample", "encode_sample", "pack_dataset", "read_pack_manifest"]
@@ -221,8 +221,8 @@ def pack_dataset(name: str, out: str | Path, root: str | Path | None = None, spl
         raise EdgeStereoError(f"unknown image codec {image_codec!r}; choose {', '.join(IMAGE_CODECS)}")
     if name == "lmdb":
         raise EdgeStereoError("--dataset lmdb: that is already a pack")
+    out = check_output_dir(out)
     dataset = create_dataset(name, root, split, **opts)
-    out = Path(out)
     source_root = str(Path(root).resolve()) if root is not None else None
     options = json.loads(json.dumps(opts, default=_json_default))
     manifest: dict[str, Any] = {"format": FORMAT, "version": 1, "dataset": name, "root": source_root, "split": split,

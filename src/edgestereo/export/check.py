@@ -1,7 +1,8 @@
 """Check an ONNX graph against what a deployment target accepts (:mod:`edgestereo.export.profiles`).
 
 All profiles run the ONNX checker and report tensors whose rank shape inference cannot find.
-Works on any ONNX file, not only edgestereo's.
+Works on any ONNX file, not only edgestereo's; the report also says whether the graph keeps the
+stereo I/O contract edgestereo's runtimes need (:data:`~edgestereo.runtime.onnx_file.STEREO_CONTRACT`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgestereo.export.profiles import ExportProfile, get_profile
-from edgestereo.runtime.onnx_file import load_onnx
+from edgestereo.runtime.onnx_file import STEREO_CONTRACT, TensorInfo, graph_io, load_onnx, stereo_io_problems
 
 if TYPE_CHECKING:
     import onnx
@@ -49,11 +50,20 @@ class CheckReport:
     violations: list[Violation] = field(default_factory=list)
     #: tensors whose rank shape inference could not find.
     unknown_rank: list[str] = field(default_factory=list)
+    #: the graph's inputs and outputs, and what keeps them from the stereo I/O contract (empty: kept).
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[TensorInfo] = field(default_factory=list)
+    stereo_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True when the graph fits the profile."""
         return not self.violations
+
+    @property
+    def stereo_ok(self) -> bool:
+        """True when edgestereo's runtimes can run the graph: it keeps :data:`STEREO_CONTRACT`."""
+        return not self.stereo_problems
 
     @property
     def num_nodes(self) -> int:
@@ -71,8 +81,16 @@ class CheckReport:
         if self.unknown_rank:
             more = f" (+{len(self.unknown_rank) - 8} more)" if len(self.unknown_rank) > 8 else ""
             lines.append(f"rank unknown {len(self.unknown_rank)}: {', '.join(self.unknown_rank[:8])}{more}")
-        if self.ok:
+        io = f"{', '.join(map(str, self.inputs))} → {', '.join(map(str, self.outputs))}"
+        if self.stereo_ok:
+            lines.append(f"stereo I/O  {io}")
+        else:
+            lines.append(f"stereo I/O  {io}: not the contract edgestereo runs ({STEREO_CONTRACT}): "
+                         f"{'; '.join(self.stereo_problems)}")
+        if self.ok and self.stereo_ok:
             lines.append(f"result      ok: fits {self.profile}")
+        elif self.ok:
+            lines.append(f"result      fits {self.profile}, but edgestereo cannot run it (stereo I/O above)")
         else:
             lines.append(f"result      {len(self.violations)} violation(s) of {self.profile}:")
             lines.extend(f"  {v}" for v in self.violations)
@@ -264,4 +282,6 @@ def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> C
         problem = _ort_problem(proto, path)
         if problem:
             violations.append(Violation("model", problem))
-    return CheckReport(source, profile, opset, histogram, max(ranks, default=0), violations, unknown)
+    inputs, outputs = graph_io(proto)
+    return CheckReport(source, profile, opset, histogram, max(ranks, default=0), violations, unknown, inputs, outputs,
+                       stereo_io_problems(inputs, outputs))

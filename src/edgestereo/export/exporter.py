@@ -175,7 +175,7 @@ def _metadata(model: StereoModel, profile: str, deploy: bool, fp16: bool) -> Onn
 def _save(proto: onnx.ModelProto, path: Path, external_data: bool) -> None:
     import onnx
 
-    from edgestereo.data.io import atomic_path
+    from edgestereo.data.io import atomic_path, write_errors_named
 
     if not external_data:
         if proto.ByteSize() > _PROTOBUF_LIMIT:
@@ -187,7 +187,7 @@ def _save(proto: onnx.ModelProto, path: Path, external_data: bool) -> None:
     # onnx writes the weights next to the graph under the name stored in the graph, so both files
     # are staged in a hidden folder beside the target and then renamed into place (weights first).
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as stage:
+    with write_errors_named(path), tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as stage:
         staged = Path(stage) / path.name
         onnx.save_model(proto, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
                         location=data_name, size_threshold=1024)

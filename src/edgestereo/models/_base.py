@@ -9,6 +9,9 @@ pads and crops back). ``forward_train`` may return several predictions for the l
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,16 +25,42 @@ from edgestereo.models._checkpoint import Checkpoint
 __all__ = ["StereoModel", "TrainingLoss", "build_config", "check_stereo_inputs"]
 
 
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the annotated type ``hint`` (bool is no int, an int is a float, a list
+    may stand for a tuple); annotations it does not know are left to the family's own checks."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(item, args[0]) for item in value)
+        return len(value) == len(args) and all(_matches(item, arg) for item, arg in zip(value, args))
+    if hint in (int, float):  # NumPy scalars count too
+        return isinstance(value, numbers.Real if hint is float else numbers.Integral) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
 def build_config(base: Any, overrides: Mapping[str, Any]) -> Any:
-    """``dataclasses.replace(base, **overrides)`` with an error that names unknown keys; lists
-    (from JSON, YAML or the command line) become tuples, since configs are frozen."""
-    names = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(overrides) - names)
+    """``dataclasses.replace(base, **overrides)`` with an error that names unknown keys and values of
+    the wrong type; lists (from JSON, YAML or the command line) become tuples, since configs are frozen."""
+    fields = {f.name: f for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise EdgeStereoError(
             f"unknown option(s) {', '.join(unknown)} for {type(base).__name__}; "
-            f"known: {', '.join(sorted(names))}"
+            f"known: {', '.join(sorted(fields))}"
         )
+    hints = typing.get_type_hints(type(base))
+    for key, value in overrides.items():
+        if not _matches(value, hints[key]):
+            raise EdgeStereoError(f"{key}={value!r}: {type(base).__name__}.{key} is {fields[key].type}, "
+                                  f"e.g. {key}={getattr(base, key)!r}")
     return dataclasses.replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
 
 
@@ -118,6 +147,15 @@ class StereoModel(nn.Module):
         path; a family overrides this when its deploy path is also the better graph there.
         """
         return profile == "npu4d"
+
+    def inference_bytes(self, height: int, width: int) -> int:
+        """Peak bytes the tensors of one forward pass of a (1,3,height,width) pair take (H and W
+        multiples of ``divisor``; the weights not counted), found by tracing the pass on the meta
+        device without running it. A family whose forward cannot be traced (it leaves PyTorch) says
+        so by overriding this."""
+        from edgestereo.models._memory import traced_peak_bytes
+
+        return traced_peak_bytes(self, (1, 3, height, width), (1, 3, height, width))
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:  # pragma: no cover - abstract
         """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) pixels."""

@@ -55,6 +55,11 @@ def _tensor_dict(obj: Any) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+#: what a file given as weights often is instead, by its first bytes.
+_OTHER_FORMATS = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"PF", "a PFM file"),
+                  (b"Pf", "a PFM file"), (b"\x93NUMPY", "a NumPy .npy file"))
+
+
 def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) -> Checkpoint:
     """Read weights from safetensors or a PyTorch file (``weights_only=True``).
 
@@ -70,6 +75,12 @@ def read_checkpoint(path: str | Path, *, safe_globals: list[Any] | None = None) 
         raise ReadError(path, "checkpoint file is empty")
     if path.suffix == ".safetensors":
         return _read_safetensors(path)
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch.save: a zip archive, or a legacy pickle
+        kind = next((what for magic, what in _OTHER_FORMATS if head.startswith(magic)), "neither a zip nor a pickle")
+        raise ReadError(path, f"not a PyTorch checkpoint ({kind}); weights are .safetensors, or .pth/.ckpt files "
+                              "written by torch.save")
     try:
         if safe_globals:
             with torch.serialization.safe_globals(safe_globals):

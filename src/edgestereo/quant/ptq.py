@@ -31,7 +31,7 @@ import numpy as np
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.quant.scoring import fit_sample, score_onnx
-from edgestereo.runtime.onnx_file import QUANTIZED_OPS, OnnxMetadata, load_onnx
+from edgestereo.runtime.onnx_file import QUANTIZED_OPS, OnnxMetadata, graph_io, load_onnx, require_stereo_io
 
 if TYPE_CHECKING:
     import onnx
@@ -45,6 +45,7 @@ __all__ = [
     "SensitivityReport",
     "analyze_sensitivity",
     "calibration_feeds",
+    "check_output_path",
     "graph_input_size",
     "is_quantized",
     "layer_groups",
@@ -138,15 +139,23 @@ def is_quantized(model: str | Path | onnx.ModelProto) -> bool:
 
 
 def graph_input_size(proto: onnx.ModelProto, source: str) -> tuple[int, int]:
-    """(H, W) of the static (1,3,H,W) stereo inputs."""
-    inputs = [i for i in proto.graph.input if i.name not in {init.name for init in proto.graph.initializer}]
-    if len(inputs) != 2:
-        raise EdgeStereoError(f"{source}: expected 2 inputs (left, right), the graph has {len(inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if len(values) != 4 or None in values[2:]:
-        raise EdgeStereoError(f"{source}: input {inputs[0].name} must be a static (1,3,H,W) tensor to calibrate")
-    return int(values[2]), int(values[3])
+    """(H, W) of the static (1,3,H,W) stereo inputs; the graph must keep the stereo I/O contract."""
+    inputs, outputs = graph_io(proto)
+    require_stereo_io(source, inputs, outputs)
+    height, width = inputs[0].shape[2:]
+    if not (isinstance(height, int) and isinstance(width, int)):
+        raise EdgeStereoError(f"{source}: input {inputs[0]} must be a static (1,3,H,W) tensor to calibrate")
+    return height, width
+
+
+def check_output_path(source: str | Path, output: str | Path) -> None:
+    """Refuse an ``output`` that would replace the float ``source`` or cannot be written."""
+    from edgestereo.data.io import check_output_file
+
+    if Path(output).resolve() == Path(source).resolve():
+        raise EdgeStereoError(f"{output}: the int8 graph would replace the float graph it is made from; write it "
+                              f"to another file (e.g. {Path(source).with_suffix('.int8.onnx')})")
+    check_output_file(output)
 
 
 def match_nodes(model: str | Path | onnx.ModelProto, patterns: Iterable[str]) -> dict[str, list[str]]:
@@ -354,6 +363,7 @@ def quantize_onnx(
 
     options = options or QuantizeOptions()
     source, output = Path(source), Path(output)
+    check_output_path(source, output)
     start = time.perf_counter()
     proto = require_float_graph(source)
     graph_input_size(proto, str(source))

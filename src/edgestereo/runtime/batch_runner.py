@@ -22,8 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgestereo.calibration import FocalBaseline, StereoSetup
-from edgestereo.data.io import atomic_path, load_pair, prepare_output_dir, read_image
-from edgestereo.errors import EdgeStereoError, ReadError
+from edgestereo.data.io import (
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    load_pair,
+    prepare_output_dir,
+    read_image,
+)
+from edgestereo.errors import EdgeStereoError, OutputError, ReadError
 from edgestereo.runtime.frame_writer import FRAME_FILES, FrameWriter, stable_ranges
 from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
 from edgestereo.runtime.predictor import Predictor
@@ -186,6 +193,9 @@ class BatchOptions:
             raise EdgeStereoError(f"--disp-range needs 0 ≤ LOW < HIGH, got {low:g} {high:g}")
         if self.cloud_stride < 1:
             raise EdgeStereoError(f"--cloud-stride must be ≥ 1, got {self.cloud_stride}")
+        check_output_dir(self.out)
+        if self.video is not None:
+            check_output_file(self.video)
 
 
 @dataclass
@@ -244,16 +254,17 @@ def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, 
     recorder: also log every frame inferred (not those already done) to this Rerun recording, on
     the ``frame`` timeline at the pair's position in ``jobs``.
 
-    A frame that cannot be read, has another size than the batch's (the calibration's, else the
-    first readable pair's) or fails with an :class:`~edgestereo.errors.EdgeStereoError` is recorded
-    in ``failed`` and the batch goes on. The first SIGINT/SIGTERM stops it cleanly (``stopped``).
+    A frame that cannot be read, has another size than the batch's (the first readable pair's) or
+    fails with an :class:`~edgestereo.errors.EdgeStereoError` is recorded in ``failed`` and the batch
+    goes on; an :class:`~edgestereo.errors.OutputError` (a full disk …) stops it and discards the
+    video. A calibration for another frame size is refused before anything is written. The first
+    SIGINT/SIGTERM stops it cleanly (``stopped``).
     """
     from tqdm import tqdm
 
     from edgestereo.video import VideoWriter
 
     options.check()
-    prepare_output_dir(options.out)
     state_path = options.out / STATE_FILE
     state = {} if options.overwrite else _read_state(state_path)
     setup = options.calibration
@@ -267,11 +278,12 @@ def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, 
     def is_done(job: PairJob) -> bool:
         return not options.overwrite and all(p.is_file() for p in writer.paths(options.out / job.name).values())
 
-    # The frame size is the calibration's, else the first readable pair's; other sizes are bad frames.
-    size = tuple(state["size"]) if "size" in state else setup.image_size if setup is not None else None
-    size = size or _first_pair_size(jobs)
+    # The frame size is the first readable pair's (a calibration for another size is refused here,
+    # before anything is written); frames of other sizes are bad frames.
+    size = tuple(state["size"]) if "size" in state else _first_pair_size(jobs)
     rectifier = setup.rectifier(size, options.alpha) if setup is not None and size else None
     writer.calibration = rectifier.calibration if rectifier is not None else None
+    prepare_output_dir(options.out)
 
     def prepare(job: PairJob) -> PipelineFrame[PairJob]:
         if job.problem:
@@ -322,12 +334,18 @@ def run_batch(jobs: list[PairJob], predictor: Predictor, options: BatchOptions, 
                                            disparity_range=writer.disparity_range)
                     if video is not None:
                         video.write(written.pictures[picture_kind])
+                except OutputError:
+                    raise  # a full disk or a lost folder fails every later frame too
                 except EdgeStereoError as exc:
                     summary.failed.append((frame.item.name, str(exc)))
                     continue
                 summary.done += 1
                 summary.latencies_ms.append(frame.infer_ms)
                 bar.set_postfix_str(f"{frame.infer_ms:.0f} ms/inference", refresh=False)
+        except OutputError:
+            if video is not None:
+                video.discard()
+            raise
         finally:
             if video is not None:
                 video.close()

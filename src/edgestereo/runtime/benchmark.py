@@ -34,6 +34,7 @@ __all__ = [
     "benchmark",
     "environment",
     "format_results",
+    "peak_memory_added",
     "random_pair",
 ]
 
@@ -274,6 +275,22 @@ class _MemorySampler:
             return None
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak / 2**20 if platform.system() == "Darwin" else peak / 2**10
+
+
+def peak_memory_added(call: Callable[[], Any]) -> tuple[Any, int]:
+    """Run ``call``; return its result and how many bytes it raised this process's resident memory
+    above where it was (sampled every millisecond, Linux). Freed heap memory is handed back to the
+    system first, so memory the allocator kept from earlier calls does not hide the rise."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with _MemorySampler(interval_s=0.001) as memory:
+        before = memory.peak_bytes
+        result = call()
+    return result, memory.peak_bytes - before
 
 
 def _time(step: Callable[[], Any]) -> tuple[float, Any]:

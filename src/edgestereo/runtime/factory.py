@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
+from edgestereo.runtime.memory import check_scale
 
 if TYPE_CHECKING:
     from edgestereo.models import StereoModel
@@ -108,6 +109,8 @@ def create_predictor(
     precision: str = "fp32",
     threads: int | None = None,
     config: Mapping[str, Any] | None = None,
+    scale: float = 1.0,
+    max_memory: float | None = None,
 ) -> Predictor:
     """A predictor, (H,W,3) uint8 RGB ×2 → (H,W) float32 disparity in pixels, for what ``model`` names.
 
@@ -116,8 +119,25 @@ def create_predictor(
     (any callable of two images; returned as it is). onnx: an exported ONNX file whatever its name
     ends in, instead of ``model``. device: "cpu", "cuda", "cuda:N" or "auto"/None. precision:
     PyTorch autocast "fp32", "bf16" or "fp16". threads: intra-op threads (None leaves the process's
-    settings as they are; the commands default to :data:`DEFAULT_THREADS`).
+    settings as they are; the commands default to :data:`DEFAULT_THREADS`). scale: run on the views
+    resized by this factor, the disparity coming back at the input's size
+    (:class:`~edgestereo.runtime.predictor.ScaledPredictor`). max_memory: GB a PyTorch network may take
+    on one pair (default :func:`~edgestereo.runtime.memory.memory_limit`); larger pairs are refused.
     """
+    check_scale(scale)
+    predictor = _unscaled_predictor(model, onnx=onnx, pretrained=pretrained, random_weights=random_weights,
+                                    device=device, precision=precision, threads=threads, config=config,
+                                    max_memory=max_memory)
+    if scale == 1:
+        return predictor
+    from edgestereo.runtime.predictor import ScaledPredictor
+
+    return ScaledPredictor(predictor, scale)
+
+
+def _unscaled_predictor(model: Any, *, onnx: str | Path | None, pretrained: str | Path | None, random_weights: bool,
+                        device: str | None, precision: str, threads: int | None, config: Mapping[str, Any] | None,
+                        max_memory: float | None) -> Predictor:
     from edgestereo.models import StereoModel
     from edgestereo.runtime.predictor import TorchPredictor
 
@@ -136,12 +156,15 @@ def create_predictor(
         if given:
             raise EdgeStereoError(f"{onnx} is an exported ONNX file and runs as it was exported; it cannot take "
                                   f"{', '.join(given)} (export with those instead)")
+        if max_memory is not None:
+            raise EdgeStereoError(f"{onnx}: a memory limit applies to PyTorch networks; an ONNX file runs at the "
+                                  "size it was exported at")
         return OnnxPredictor(onnx, threads=threads, device=device)
     if isinstance(model, StereoModel):
-        return TorchPredictor(model, device, precision)
+        return TorchPredictor(model, device, precision, max_memory)
     if model is None or isinstance(model, (str, Path)):
         network = load_network(model, pretrained=pretrained, random_weights=random_weights, config=config)
-        return TorchPredictor(network, device, precision)
+        return TorchPredictor(network, device, precision, max_memory)
     if callable(model):
         if not hasattr(model, "name"):
             model.name = type(model).__name__

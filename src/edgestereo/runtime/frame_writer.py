@@ -125,26 +125,27 @@ class FrameWriter:
     def write(self, base: str | Path, left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
               depth: np.ndarray | None = None) -> WrittenFrame:
         """Write the outputs of one frame: left, right (H,W,3) uint8, disparity (H,W) px, depth
-        (default: computed from the calibration). Depth and clouds are skipped without a calibration."""
-        from edgestereo.data.io import write_image, write_pfm, write_ply
+        (default: computed from the calibration). Depth and clouds are skipped without a calibration.
+        All files of the frame appear together or, when one cannot be written, none does."""
+        from edgestereo.data.io import atomic_paths, write_image, write_pfm, write_ply
         from edgestereo.geometry import disparity_to_points
 
         depth = depth if depth is not None else depth_map(disparity, self.calibration)
-        written = WrittenFrame({}, {})
-        for kind, path in self.paths(base).items():
-            if kind in _CALIBRATED and self.calibration is None:
-                continue
-            if kind == "disparity":
-                write_pfm(path, disparity)
-            elif kind == "depth":
-                write_pfm(path, depth)
-            elif kind == "ply":
-                points, colors = disparity_to_points(disparity, self.calibration, left, max_depth=self.max_depth,
-                                                     stride=self.cloud_stride)
-                write_ply(path, points, colors)
-            else:
-                picture = self.picture(left, right, disparity, panel=kind == "panel", depth=depth)
-                write_image(path, picture)
-                written.pictures[kind] = picture
-            written.files[kind] = path
+        paths = {kind: path for kind, path in self.paths(base).items()
+                 if kind not in _CALIBRATED or self.calibration is not None}
+        written = WrittenFrame(paths, {})
+        with atomic_paths(list(paths.values())) as temporaries:
+            for kind, tmp in zip(paths, temporaries):
+                if kind == "disparity":
+                    write_pfm(tmp, disparity)
+                elif kind == "depth":
+                    write_pfm(tmp, depth)
+                elif kind == "ply":
+                    points, colors = disparity_to_points(disparity, self.calibration, left,
+                                                         max_depth=self.max_depth, stride=self.cloud_stride)
+                    write_ply(tmp, points, colors)
+                else:
+                    picture = self.picture(left, right, disparity, panel=kind == "panel", depth=depth)
+                    write_image(tmp, picture)
+                    written.pictures[kind] = picture
         return written

@@ -1,5 +1,6 @@
 """ONNX files as edgestereo reads and writes them: the graph (without its external weights), the
-metadata an export records in it, and the precision its graph runs at.
+metadata an export records in it, the precision its graph runs at, and the stereo I/O contract
+every runtime needs (:func:`stereo_io_problems`).
 
 :class:`OnnxMetadata` is the one description of the metadata: ``edgestereo export`` writes it,
 ``edgestereo quantize`` extends it, the predictors and tools read it; its keys appear nowhere else.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,12 +20,16 @@ from edgestereo.errors import ReadError
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["QUANTIZED_OPS", "OnnxMetadata", "graph_precision", "load_onnx"]
+__all__ = ["QUANTIZED_OPS", "STEREO_CONTRACT", "OnnxMetadata", "TensorInfo", "graph_io", "graph_precision", "load_onnx",
+           "require_stereo_io", "stereo_io_problems"]
 
 #: operators whose presence means a graph is quantized (QDQ pairs or integer kernels).
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
                            "MatMulInteger", "DynamicQuantizeLinear"})
 _FLOAT16 = 10  # onnx.TensorProto.FLOAT16
+#: what edgestereo's runtimes feed a graph and read back, for messages.
+STEREO_CONTRACT = "inputs left, right (1,3,H,W) float → output disparity (1,1,H,W)"
+_FLOAT_TYPES = ("float", "float16")
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
@@ -128,3 +133,82 @@ def graph_precision(model: str | Path | onnx.ModelProto) -> str:
     if any(init.data_type == _FLOAT16 for init in proto.graph.initializer):
         return "fp16"
     return "fp32"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A graph input or output: name, shape (ints, names of dynamic dimensions, or None for a
+    dimension without either; None for an unknown rank) and element type ("float", "float16", …)."""
+
+    name: str
+    shape: tuple[int | str | None, ...] | None
+    dtype: str
+
+    def __str__(self) -> str:
+        if self.shape is None:
+            return f"{self.name} (rank unknown)"
+        return f"{self.name} ({','.join('?' if d is None else str(d) for d in self.shape)})"
+
+    @classmethod
+    def from_ort(cls, arg: Any) -> TensorInfo:
+        """From an onnxruntime ``NodeArg`` (``session.get_inputs()`` …)."""
+        shape = None if arg.shape is None else tuple(arg.shape)
+        return cls(arg.name, shape, str(arg.type).removeprefix("tensor(").removesuffix(")"))
+
+
+def graph_io(proto: onnx.ModelProto) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The inputs (weights excluded) and outputs of a loaded graph."""
+    import onnx
+
+    def info(value: onnx.ValueInfoProto) -> TensorInfo:
+        tensor = value.type.tensor_type
+        shape = None
+        if tensor.HasField("shape"):
+            shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        return TensorInfo(value.name, shape, onnx.TensorProto.DataType.Name(tensor.elem_type).lower())
+
+    weights = {init.name for init in proto.graph.initializer}
+    return ([info(v) for v in proto.graph.input if v.name not in weights], [info(v) for v in proto.graph.output])
+
+
+def _fits(shape: tuple[int | str | None, ...] | None, channels: int) -> bool:
+    """Whether ``shape`` can be (1, channels, H, W): rank 4, the batch and channels 1 / ``channels`` or dynamic."""
+    return shape is not None and len(shape) == 4 and all(
+        not isinstance(dim, int) or dim == want for dim, want in zip(shape[:2], (1, channels)))
+
+
+def stereo_io_problems(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> list[str]:
+    """What keeps a graph from the contract edgestereo's runtimes rely on (:data:`STEREO_CONTRACT`):
+    inputs ``left`` and ``right`` of one (1,3,H,W) float shape, one output ``disparity`` (1,1,H,W) of
+    the same H and W. Empty when the graph keeps it."""
+    problems = []
+    if sorted(t.name for t in inputs) != ["left", "right"]:
+        problems.append(f"inputs are {', '.join(str(t) for t in inputs) or 'none'}, expected left and right")
+    for tensor in inputs:
+        if not _fits(tensor.shape, 3):
+            problems.append(f"input {tensor} is not (1,3,H,W)")
+        if tensor.dtype not in _FLOAT_TYPES:
+            problems.append(f"input {tensor.name} is {tensor.dtype}, expected float or float16")
+    if len(inputs) == 2 and inputs[0].shape != inputs[1].shape:
+        problems.append(f"inputs {inputs[0]} and {inputs[1]} differ in shape")
+    if [t.name for t in outputs] != ["disparity"]:
+        problems.append(f"outputs are {', '.join(str(t) for t in outputs) or 'none'}, expected disparity alone")
+    if outputs:
+        output = outputs[0]
+        if not _fits(output.shape, 1):
+            problems.append(f"output {output} is not (1,1,H,W)")
+        elif inputs and _fits(inputs[0].shape, 3):
+            size, expected = output.shape[2:], inputs[0].shape[2:]
+            if all(isinstance(d, int) for d in (*size, *expected)) and size != expected:
+                problems.append(f"output {output} has another size than the inputs ({inputs[0]})")
+        if output.dtype not in _FLOAT_TYPES:
+            problems.append(f"output {output.name} is {output.dtype}, expected float or float16")
+    return problems
+
+
+def require_stereo_io(path: str | Path, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> None:
+    """Raise :class:`~edgestereo.errors.ReadError` naming ``path`` and each problem unless the graph
+    keeps the stereo I/O contract (:func:`stereo_io_problems`)."""
+    problems = stereo_io_problems(inputs, outputs)
+    if problems:
+        raise ReadError(path, f"not a stereo graph edgestereo can run ({STEREO_CONTRACT}): {'; '.join(problems)}")

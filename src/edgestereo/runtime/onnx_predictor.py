@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from edgestereo.data.io import check_pair_size
 from edgestereo.errors import EdgeStereoError, ReadError
-from edgestereo.runtime.onnx_file import OnnxMetadata, graph_precision
+from edgestereo.runtime.onnx_file import OnnxMetadata, TensorInfo, graph_precision, require_stereo_io
 
 __all__ = ["OnnxPredictor", "ort_error_message", "providers_for_device"]
 
@@ -108,25 +109,14 @@ class OnnxPredictor:
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, …)
             raise ReadError(self.path, f"ONNX Runtime cannot load it ({ort_error_message(exc)})") from None
         self.metadata = OnnxMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
-        self._left, self._right, self._dtype, self.input_size = self._read_inputs()
-        self._output = self.session.get_outputs()[0].name
+        inputs = [TensorInfo.from_ort(arg) for arg in self.session.get_inputs()]
+        require_stereo_io(self.path, inputs, [TensorInfo.from_ort(arg) for arg in self.session.get_outputs()])
+        left = next(tensor for tensor in inputs if tensor.name == "left")
+        self._dtype = np.dtype(np.float16 if left.dtype == "float16" else np.float32)
+        height, width = (d if isinstance(d, int) else None for d in left.shape[2:])
+        self.input_size: tuple[int | None, int | None] = (height, width)
         self.name = f"{self.metadata.model or self.path.stem} (onnx)"
         self.precision = self.metadata.precision or graph_precision(self.path)
-
-    def _read_inputs(self) -> tuple[str, str, np.dtype, tuple[int | None, int | None]]:
-        inputs = self.session.get_inputs()
-        if len(inputs) != 2:
-            raise ReadError(self.path, f"expected 2 inputs (left, right), the graph has {len(inputs)}")
-        by_name = {i.name: i for i in inputs}
-        left, right = (by_name["left"], by_name["right"]) if {"left", "right"} <= set(by_name) else inputs
-        shape = left.shape
-        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
-            raise ReadError(self.path, f"input {left.name} has shape {shape}, expected (1,3,H,W)")
-        dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16}.get(left.type)
-        if dtype is None:
-            raise ReadError(self.path, f"input {left.name} is {left.type}, expected float or float16")
-        height, width = (d if isinstance(d, int) else None for d in shape[2:])
-        return left.name, right.name, np.dtype(dtype), (height, width)
 
     @property
     def divisor(self) -> int:
@@ -146,14 +136,18 @@ class OnnxPredictor:
 
     def run_tensors(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (1,3,H,W) float RGB in [0,255] at the graph's size → disparity (H,W) float32."""
-        feeds = {self._left: left.astype(self._dtype, copy=False), self._right: right.astype(self._dtype, copy=False)}
-        out = self.session.run([self._output], feeds)[0]
-        return np.asarray(out, dtype=np.float32).reshape(out.shape[-2:])
+        feeds = {"left": left.astype(self._dtype, copy=False), "right": right.astype(self._dtype, copy=False)}
+        out = self.session.run(["disparity"], feeds)[0]
+        if out.shape != (1, 1, *left.shape[2:]):
+            raise EdgeStereoError(f"{self.path}: output disparity is {out.shape} for inputs {left.shape}, expected "
+                                  f"(1,1,{left.shape[2]},{left.shape[3]})")
+        return np.asarray(out[0, 0], dtype=np.float32)
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
         if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
             raise EdgeStereoError(f"expected two (H,W,3) images of one size, got {left.shape} and {right.shape}")
+        check_pair_size(left, right)
         height, width = left.shape[:2]
         target_h, target_w = self._target_size(height, width)
         pad_h, pad_w = target_h - height, target_w - width

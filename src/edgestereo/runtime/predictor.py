@@ -12,11 +12,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from edgestereo.data.io import check_pair_size
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._base import StereoModel
+from edgestereo.runtime.memory import MemoryLimitError, check_memory, check_scale, memory_limit, scaled_size
 from edgestereo.runtime.padding import InputPadder
 
-__all__ = ["Predictor", "TorchPredictor", "resolve_device", "to_tensor"]
+__all__ = ["Predictor", "ScaledPredictor", "TorchPredictor", "resolve_device", "to_tensor"]
 
 
 class Predictor(Protocol):
@@ -48,11 +50,17 @@ def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Te
 
 
 class TorchPredictor:
-    """Runs a :class:`StereoModel` in PyTorch; ``precision`` "fp32", "bf16" or "fp16" (autocast)."""
+    """Runs a :class:`StereoModel` in PyTorch; ``precision`` "fp32", "bf16" or "fp16" (autocast).
+
+    Before the first pair of each size runs, the memory it needs is estimated (without running it)
+    and a pair over ``max_memory`` GB is refused (:func:`~edgestereo.runtime.memory.check_memory`;
+    default :func:`~edgestereo.runtime.memory.memory_limit`).
+    """
 
     runtime = "torch"
 
-    def __init__(self, model: StereoModel, device: str | torch.device | None = None, precision: str = "fp32"):
+    def __init__(self, model: StereoModel, device: str | torch.device | None = None, precision: str = "fp32",
+                 max_memory: float | None = None):
         if precision not in ("fp32", "bf16", "fp16"):
             raise EdgeStereoError(f"unknown precision {precision!r} (fp32, bf16, fp16)")
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -61,6 +69,8 @@ class TorchPredictor:
         self.model = model.to(self.device).eval()
         self.precision = precision
         self.name = model.model_name or type(model).__name__
+        self.memory_limit = memory_limit(max_memory, self.device)
+        self._sizes_checked: set[tuple[int, int]] = set()
 
     def _autocast(self):
         if self.precision == "fp32" or not self.model.exportable:
@@ -71,9 +81,44 @@ class TorchPredictor:
     @torch.inference_mode()
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        check_pair_size(left, right)
+        height, width = left.shape[:2]
+        if (height, width) not in self._sizes_checked:
+            check_memory(self.model, height, width, self.memory_limit, self.name)
+            self._sizes_checked.add((height, width))
         left_t, right_t = to_tensor(left, self.device), to_tensor(right, self.device)
         padder = InputPadder(left_t.shape, self.model.divisor)
         left_t, right_t = padder.pad(left_t, right_t)
         with self._autocast():
             disparity = self.model(left_t, right_t)
         return padder.unpad(disparity)[0, 0].float().cpu().numpy()
+
+
+class ScaledPredictor:
+    """Runs ``predictor`` on both views resized by ``scale`` and returns the disparity at the input
+    size, in the input's pixels (resized back, divided by the horizontal factor): a 12-MP pair at
+    scale 0.5 runs on 3-MP views and needs a quarter of the memory."""
+
+    def __init__(self, predictor: Predictor, scale: float) -> None:
+        check_scale(scale)
+        self.predictor = predictor
+        self.scale = scale
+        self.name = f"{predictor.name} at scale {scale:g}"
+        self.runtime = getattr(predictor, "runtime", "")
+        self.precision = getattr(predictor, "precision", "")
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        import cv2
+
+        check_pair_size(left, right)
+        height, width = left.shape[:2]
+        size = scaled_size(width, height, self.scale)
+        interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        views = [cv2.resize(view, size, interpolation=interpolation) for view in (left, right)]
+        try:
+            disparity = self.predictor(*views)
+        except MemoryLimitError as exc:
+            raise exc.at_scale(self.scale, (width, height)) from None
+        full = cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR)
+        return full * np.float32(width / size[0])

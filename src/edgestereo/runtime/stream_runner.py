@@ -1,8 +1,8 @@
 """Disparity for a live stereo stream: what ``edgestereo live`` runs.
 
-:func:`run_stream` reads pairs from a :class:`~edgestereo.camera.StereoSource`, rectifies and
-scales them, infers one frame at a time (a live view wants the newest frame, not a queue of old
-ones) and hands each picture to a ``show`` callback (a window), writes per-frame files and an MP4.
+:func:`run_stream` reads pairs from a :class:`~edgestereo.camera.StereoSource`, rectifies them,
+infers one frame at a time (a live view wants the newest frame, not a queue of old ones) and hands
+each picture to a ``show`` callback (a window), writes per-frame files and an MP4.
 
 >>> with VideoStereoSource("recording.mp4") as source:  # doctest: +SKIP
 ...     summary = run_stream(source, create_predictor(), StreamOptions(prefix="out/frame"))
@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgestereo.calibration import FocalBaseline, Rectifier, StereoSetup
-from edgestereo.errors import EdgeStereoError
+from edgestereo.data.io import check_output_dir, check_output_file
+from edgestereo.errors import EdgeStereoError, OutputError
 from edgestereo.runtime.batch_runner import SAVE_KINDS
 from edgestereo.runtime.frame_writer import FRAME_FILES, FrameWriter, stable_ranges
 from edgestereo.runtime.pipeline import PipelineFrame, run_pipeline, stop_on_signals
@@ -43,8 +44,7 @@ class StreamOptions:
     ``fps`` (default: the source's, else 10). panel: pictures are the four-panel view.
     disparity_range: fixed colour range (px; default the first frame's). calibration / alpha:
     rectification and depth, as for a batch (a source that knows its own calibration, an OAK-D,
-    needs none). scale: resize factor of the rectified views before inference. max_frames: stop after
-    that many frames. max_depth, cloud_stride: point clouds.
+    needs none). max_frames: stop after that many frames. max_depth, cloud_stride: point clouds.
     """
 
     prefix: str | None = None
@@ -55,7 +55,6 @@ class StreamOptions:
     disparity_range: tuple[float, float] | None = None
     calibration: StereoSetup | FocalBaseline | None = None
     alpha: float = 0.0
-    scale: float = 1.0
     max_frames: int | None = None
     max_depth: float | None = None
     cloud_stride: int = 1
@@ -65,8 +64,6 @@ class StreamOptions:
         for kind in self.save:
             if kind not in SAVE_KINDS:
                 raise EdgeStereoError(f"--save: unknown output {kind}; choose from {', '.join(SAVE_KINDS)}")
-        if not 0 < self.scale <= 4:
-            raise EdgeStereoError(f"--scale must be in (0, 4], got {self.scale:g}")
         if self.max_frames is not None and self.max_frames < 1:
             raise EdgeStereoError(f"--max-frames must be ≥ 1, got {self.max_frames}")
         if self.fps is not None and self.fps <= 0:
@@ -80,6 +77,10 @@ class StreamOptions:
         if needs and self.calibration is None and not source_calibrated:
             raise EdgeStereoError(f"--save {','.join(needs)} needs a calibration (--calib, or --focal and "
                                   "--baseline)")
+        if self.prefix:
+            check_output_dir(Path(self.prefix).parent)
+        if self.video is not None:
+            check_output_file(self.video)
 
 
 @dataclass
@@ -108,8 +109,6 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
     first SIGINT/SIGTERM stops cleanly: the frames in flight are finished and the video finalised.
     recorder: also log every frame to this Rerun recording, on the ``frame`` timeline at its number.
     """
-    import cv2
-
     from edgestereo.video import VideoWriter
 
     options.check(source_calibrated=source.calibration is not None)
@@ -127,16 +126,9 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
             size = (left.shape[1], left.shape[0])
             rectifier = (Rectifier(size, source.calibration) if source.calibration is not None
                          else setup.rectifier(size, options.alpha) if setup is not None else None)
-            calibration = rectifier.calibration if rectifier is not None else None
-            if calibration is not None and options.scale != 1:
-                calibration = calibration.scaled(options.scale)
-            writer.calibration = calibration
+            writer.calibration = rectifier.calibration if rectifier is not None else None
         if rectifier is not None:
             left, right = rectifier(left, right)
-        if options.scale != 1:
-            size = (round(left.shape[1] * options.scale), round(left.shape[0] * options.scale))
-            interpolation = cv2.INTER_AREA if options.scale < 1 else cv2.INTER_LINEAR
-            left, right = (cv2.resize(view, size, interpolation=interpolation) for view in (left, right))
         return PipelineFrame(index, left, right)
 
     summary = StreamSummary(video_fps=options.fps or source.fps or 10.0)
@@ -184,6 +176,10 @@ def run_stream(source: Any, predictor: Predictor, options: StreamOptions, *,
                                                                         panel=True)
                     if not show(view, summary.rate):
                         stop.set()
+    except OutputError:
+        if video is not None:
+            video.discard()
+        raise
     finally:
         if video is not None:
             video.close()

@@ -194,6 +194,13 @@ class StereoDataModule(pl.LightningDataModule):
         crop = self.hparams.crop_size
         return (tuple(crop) if crop is not None else None), self.hparams.batch_size, options
 
+    def crop_sizes(self) -> dict[str, tuple[int, int]]:
+        """Option name → the (H, W) training crop it sets, for every phase and the epochs after them."""
+        crops = {f"data.phases[{index}].crop_size": phase["crop_size"] for index, phase in enumerate(self._phases)}
+        if self.hparams.crop_size is not None:
+            crops["data.crop_size"] = tuple(self.hparams.crop_size)
+        return crops
+
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 

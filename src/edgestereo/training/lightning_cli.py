@@ -12,7 +12,9 @@ safetensors + JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import logging
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -134,8 +136,14 @@ class StereoCLI(LightningCLI):
             raise EdgeStereoError(f"bad configuration: {message}") from None
 
     def before_instantiate_classes(self) -> None:
+        from edgestereo.data.io import check_output_dir
+
         config = self.config
         root = Path(config["trainer"]["default_root_dir"])
+        try:
+            check_output_dir(root)
+        except EdgeStereoError as exc:
+            raise EdgeStereoError(f"trainer.default_root_dir {exc}") from None
         if not config["checkpoint"].get("dirpath"):
             config["checkpoint"]["dirpath"] = str(root / "checkpoints")
         if not config["step_checkpoint"].get("dirpath"):
@@ -172,6 +180,30 @@ def _default_loggers(root: Path) -> list[Any]:
     if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         loggers.append(TensorBoardLogger(save_dir=str(root), name="tensorboard"))
     return loggers
+
+
+def check_crop_sizes(module: StereoLitModule, datamodule: StereoDataModule) -> None:
+    """Refuse training crops the network cannot take (H and W multiples of its divisor) before training
+    starts, naming the option and a size that works."""
+    divisor = module.model.divisor
+    for option, (height, width) in datamodule.crop_sizes().items():
+        if height % divisor or width % divisor:
+            fit = [max(divisor, value // divisor * divisor) for value in (height, width)]
+            raise EdgeStereoError(f"{option} [{height}, {width}]: {module.hparams.model} needs multiples of "
+                                  f"{divisor}; use e.g. [{fit[0]}, {fit[1]}]")
+
+
+def _remove_session_logs(trainer: Any, root: Path, created: list[Path]) -> None:
+    """Remove what a run that failed before its first step wrote: the loggers' version folders, then
+    the folders of ``created`` (the run folder and the ones above it that did not exist) left empty."""
+    import shutil
+
+    from edgestereo.data.io import remove_empty_folders
+
+    folders = [Path(logger.log_dir) for logger in trainer.loggers if getattr(logger, "log_dir", None)]
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    remove_empty_folders([*dict.fromkeys(folder.parent for folder in folders), root / "checkpoints", *created])
 
 
 # --------------------------------------------------------------------------- resume
@@ -220,6 +252,33 @@ def check_resumable(path: Path, module: StereoLitModule) -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+@contextlib.contextmanager
+def _lightning_logs_held() -> Iterator[None]:
+    """Hold the lines Lightning logs inside the block (seed, devices, tips) and print them when it
+    succeeds; when it raises they are dropped, so the error is the only line."""
+    held: list[logging.LogRecord] = []
+
+    class Hold(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.name.startswith("lightning"):
+                held.append(record)
+                return False
+            return True
+
+    hold = Hold()
+    names = ["", *(name for name in logging.root.manager.loggerDict if name.startswith("lightning"))]
+    handlers = {handler for name in names for handler in logging.getLogger(name).handlers}
+    for handler in handlers:
+        handler.addFilter(hold)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(hold)
+    for record in held:
+        logging.getLogger(record.name).handle(record)
+
+
 @dataclass
 class TrainResult:
     """What a finished (or SIGTERM-stopped) run left behind."""
@@ -239,30 +298,34 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
     Exports ``<root>/model.safetensors`` (final weights) and ``<root>/best.safetensors`` (best
     validation checkpoint) with their JSON configs, on rank 0.
     """
+    from edgestereo.data.io import missing_folders
     from edgestereo.training.weights import export_weights
 
-    with warnings.catch_warnings():
-        # LightningCLI warns when sys.argv also holds arguments: here they are `edgestereo train`'s own
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        cli = StereoCLI(
-            StereoLitModule,
-            StereoDataModule,
-            args=list(args),
-            run=False,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"exit_on_error": False},
-        )
-    trainer, module = cli.trainer, cli.model
-    root = Path(trainer.default_root_dir)
-    step_checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, StepCheckpoint)), None)
-    best_callback = trainer.checkpoint_callback
-    ckpt_path = None
-    if resume:
-        callbacks = (step_checkpoint, best_callback)
-        folders = [Path(cb.dirpath) for cb in callbacks if cb is not None and cb.dirpath] + [root / "checkpoints"]
-        ckpt_path = find_resume_checkpoint(resume, folders)
-        check_resumable(ckpt_path, module)
+    with _lightning_logs_held():  # a run refused while it is set up prints its one-line error alone
+        with warnings.catch_warnings():
+            # LightningCLI warns when sys.argv also holds arguments: here they are `edgestereo train`'s own
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+            cli = StereoCLI(
+                StereoLitModule,
+                StereoDataModule,
+                args=list(args),
+                run=False,
+                seed_everything_default=0,
+                save_config_kwargs={"overwrite": True},
+                parser_kwargs={"exit_on_error": False},
+            )
+        trainer, module = cli.trainer, cli.model
+        root = Path(trainer.default_root_dir)
+        check_crop_sizes(module, cli.datamodule)
+        created = missing_folders(root.absolute())
+        step_checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, StepCheckpoint)), None)
+        best_callback = trainer.checkpoint_callback
+        ckpt_path = None
+        if resume:
+            callbacks = (step_checkpoint, best_callback)
+            folders = [Path(cb.dirpath) for cb in callbacks if cb is not None and cb.dirpath] + [root / "checkpoints"]
+            ckpt_path = find_resume_checkpoint(resume, folders)
+            check_resumable(ckpt_path, module)
     interrupted = False
     try:
         with warnings.catch_warnings():
@@ -273,6 +336,10 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
             trainer.fit(module, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         interrupted = True
+    except BaseException:
+        if trainer.global_step == 0 and ckpt_path is None:
+            _remove_session_logs(trainer, root.absolute(), created)
+        raise
     best = Path(best_callback.best_model_path) if getattr(best_callback, "best_model_path", "") else None
     last = step_checkpoint.last_path if step_checkpoint is not None and step_checkpoint.last_path.is_file() else None
     weights = None

@@ -26,6 +26,7 @@ import numpy as np
 
 from edgestereo.data.datasets._base import Sample, StereoDataset, Transform, disparity_and_valid, require_folder
 from edgestereo.data.io import (
+    check_output_dir,
     read_disparity,
     read_image,
     read_manifest,
@@ -110,27 +111,36 @@ os.register_at_fork(before=_opencv_single_threaded_for_fork, after_in_parent=_op
 class SyntheticStereo(StereoDataset):
     """Rendered stereo pairs with exact left and right disparity (see :mod:`edgestereo.data.synthetic`).
 
-    root None: generate ``num`` pairs of ``size`` (H,W) with disparities below ``max_disp`` from
-    ``seed`` on the fly; any other field of :class:`SyntheticConfig` can be overridden. root: a folder
-    written by ``edgestereo synth`` (its manifest fixes the settings). ``noc``: mark pixels the other
+    root None: generate ``num`` (default 1000) pairs of ``size`` (H,W; default 256×512) with
+    disparities below ``max_disp`` (default 192) from ``seed`` (default 0) on the fly; any other field
+    of :class:`SyntheticConfig` can be overridden. root: a folder written by ``edgestereo synth`` (its
+    manifest fixes the settings, so giving any of them too is refused). ``noc``: mark pixels the other
     camera does not see as invalid (by default every pixel has exact ground truth).
     """
 
     name = "synthetic"
 
     def __init__(self, root: str | Path | None = None, split: str = "train", transform: Transform | None = None,
-                 num: int = 1000, size: tuple[int, int] = (256, 512), max_disp: float = 192, seed: int = 0,
-                 noc: bool = False, **config: Any) -> None:
+                 num: int | None = None, size: tuple[int, int] | None = None, max_disp: float | None = None,
+                 seed: int | None = None, noc: bool = False, **config: Any) -> None:
         super().__init__(transform)
         self.noc = noc
         self.root = None if root is None else Path(root)
+        generation = {"num": num, "size": size, "max_disp": max_disp, "seed": seed, **config}
         if self.root is None:
+            num = 1000 if num is None else num
             if num < 1:
                 raise EdgeStereoError(f"synthetic: num must be ≥ 1, got {num}")
-            self.config, self.seed, self.count = synthetic_config(size, max_disp, **config), int(seed), int(num)
+            shape = {key: value for key, value in (("size", size), ("max_disp", max_disp)) if value is not None}
+            self.config = synthetic_config(**shape, **config)
+            self.seed, self.count = 0 if seed is None else int(seed), int(num)
             self.split = split
             self.stream = _split_stream(split)
             return
+        given = [key for key, value in generation.items() if value is not None]
+        if given:
+            raise EdgeStereoError(f"synthetic: {self.root} holds a written set whose manifest fixes how its pairs were "
+                                  f"made; drop the option(s) {', '.join(given)}, or give no root to generate pairs")
         layout = f"root/manifest.json and root/{{{','.join(_FILES)}}}/000000.* (written by `edgestereo synth`)"
         manifest = read_synthetic_manifest(require_folder(self.root, layout))
         if not manifest.get("complete"):
@@ -166,6 +176,13 @@ class SyntheticStereo(StereoDataset):
 def read_synthetic_manifest(root: Path) -> dict[str, Any]:
     """The manifest of a folder written by :func:`write_synthetic`, or an error naming the folder."""
     return read_manifest(root, FORMAT, "a synthetic set", "`edgestereo synth`")
+
+
+def _settings(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What makes two synthetic sets the same: seed, split and each field of the config."""
+    config = manifest.get("config")
+    return {"seed": manifest.get("seed"), "split": manifest.get("split"),
+            **(config if isinstance(config, dict) else {"config": config})}
 
 
 def _sample_done(root: Path, index: int) -> bool:
@@ -207,12 +224,15 @@ def write_synthetic(out: str | Path, num: int, config: SyntheticConfig, seed: in
     stream = _split_stream(split)
     manifest = {"format": FORMAT, "version": 1, "seed": int(seed), "split": split, "num": int(num),
                 "config": _config_to_json(config), "complete": False}
+    check_output_dir(root)
     if (root / "manifest.json").exists():
         previous = read_synthetic_manifest(root)
-        settings = ("seed", "split", "config")
-        if any(previous.get(key) != manifest[key] for key in settings):
-            raise EdgeStereoError(f"{root}: holds a synthetic set with other settings (seed {previous.get('seed')}, "
-                                  f"split {previous.get('split')}); choose another --out")
+        theirs, ours = _settings(previous), _settings(manifest)
+        differ = [f"{key} {theirs.get(key)!r} there, {value!r} asked" for key, value in ours.items()
+                  if theirs.get(key) != value]
+        if differ:
+            raise EdgeStereoError(f"{root}: holds a synthetic set with other settings ({'; '.join(differ)}); "
+                                  "choose another --out or the folder's settings")
     elif root.is_dir() and any(root.iterdir()):
         raise EdgeStereoError(f"{root}: folder is not empty and is not a synthetic set; choose another --out")
     for key in _FILES:
