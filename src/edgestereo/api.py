@@ -47,6 +47,7 @@ def predict(
     device: str | None = None,
     precision: str = "fp32",
     threads: int | None = None,
+    runtime: str | None = None,
 ) -> StereoResult:
     """Estimate disparity (and depth, with a calibration) for one stereo pair.
 
@@ -58,7 +59,8 @@ def predict(
     calib: a :class:`~edgestereo.geometry.StereoCalibration`, or a file of the rectified views as the
     CLI's ``--calib`` reads it (Middlebury ``calib.txt``, or fx, fy, cx, cy, baseline as JSON/YAML);
     a file for another image size, or for cameras still to rectify, is refused.
-    threads: intra-op threads (None leaves the process's setting).
+    threads: intra-op threads (None leaves the process's setting). runtime: for an ``.onnx`` model
+    "onnxruntime" (default) or "openvino" (then ``precision`` "fp32", "bf16" or "auto").
 
     >>> result = predict("im0.png", "im1.png", calib="calib.txt")  # doctest: +SKIP
     >>> result.disparity.shape, float(np.nanmedian(result.depth))  # doctest: +SKIP
@@ -74,7 +76,7 @@ def predict(
         calib = pair_calibration(read_calibration(calib), (left_rgb.shape[1], left_rgb.shape[0]))
     t1 = time.perf_counter()
     predictor = create_predictor(model, pretrained=pretrained, random_weights=random_weights, device=device,
-                                 precision=precision, threads=threads)
+                                 precision=precision, threads=threads, runtime=runtime)
     t2 = time.perf_counter()
     disparity = predictor(left_rgb, right_rgb)
     t3 = time.perf_counter()
