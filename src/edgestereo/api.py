@@ -49,6 +49,7 @@ def predict(
     threads: int | None = None,
     scale: float = 1.0,
     max_memory: float | None = None,
+    runtime: str | None = None,
 ) -> StereoResult:
     """Estimate disparity (and depth, with a calibration) for one stereo pair.
 
@@ -63,7 +64,8 @@ def predict(
     threads: intra-op threads (None leaves the process's setting). scale: run the network on the views
     resized by this factor (0.5 for a 12-MP pair); the disparity comes back at the input size, in
     its pixels. max_memory: GB the network may take on the pair (default: 4, or 80 % of the free
-    memory when less); a larger pair is refused with the scale that fits, before it runs.
+    memory when less); a larger pair is refused with the scale that fits, before it runs. runtime: for an
+    ``.onnx`` model "onnxruntime" (default) or "openvino" (then ``precision`` "fp32", "bf16" or "auto").
 
     >>> result = predict("im0.png", "im1.png", calib="calib.txt")  # doctest: +SKIP
     >>> result.disparity.shape, float(np.nanmedian(result.depth))  # doctest: +SKIP
@@ -79,7 +81,8 @@ def predict(
         calib = pair_calibration(read_calibration(calib), (left_rgb.shape[1], left_rgb.shape[0]))
     t1 = time.perf_counter()
     predictor = create_predictor(model, pretrained=pretrained, random_weights=random_weights, device=device,
-                                 precision=precision, threads=threads, scale=scale, max_memory=max_memory)
+                                 precision=precision, threads=threads, scale=scale, max_memory=max_memory,
+                                 runtime=runtime)
     t2 = time.perf_counter()
     disparity = predictor(left_rgb, right_rgb)
     t3 = time.perf_counter()

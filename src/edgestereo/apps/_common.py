@@ -97,10 +97,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_weights_arguments(group)
     add_config_arguments(group)
     group.add_argument("--onnx", default=None, metavar="FILE",
-                       help="run an exported ONNX file in ONNX Runtime instead of a PyTorch model")
+                       help="run an exported ONNX file (ONNX Runtime, or --runtime openvino) instead of a PyTorch "
+                            "model")
+    group.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "openvino"],
+                       help="what runs an --onnx file (default onnxruntime; openvino: pip install "
+                            "'edgestereo[openvino]')")
     group.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                       help="PyTorch autocast precision (default fp32)")
+    group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
+                       help="PyTorch autocast precision fp32 (default), bf16, fp16; with --runtime openvino: fp32 "
+                            "(exact), bf16 (CPUs with native bfloat16) or auto (OpenVINO's choice)")
     group.add_argument("--scale", type=float, default=1.0, metavar="S",
                        help="run the network on the views resized by S (e.g. 0.5 for 12-MP photographs: a quarter "
                             "of the memory and time); the disparity comes back at the input size (default 1)")
@@ -128,13 +133,18 @@ def build_predictor(args: argparse.Namespace) -> Any:
             ("--model", args.model is not None), ("--pretrained", args.pretrained is not None),
             ("--random-weights", args.random_weights), ("--max-disp", args.max_disp is not None),
             ("--iters", args.iters is not None), ("--set", bool(args.config_set)),
-            ("--precision", args.precision != "fp32"), ("--max-memory", args.max_memory is not None)) if given]
+            ("--precision", args.precision != "fp32" and args.runtime != "openvino"),
+            ("--max-memory", args.max_memory is not None)) if given]
         if clashes:
             raise EdgeStereoError(f"--onnx runs an exported file; it cannot be combined with {', '.join(clashes)} "
                                   "(export with those options instead)")
+    elif args.runtime != "onnxruntime":
+        raise EdgeStereoError(f"--runtime {args.runtime} runs an exported file: give --onnx FILE (`edgestereo export` "
+                              "writes one)")
     return create_predictor(args.model, onnx=args.onnx, pretrained=args.pretrained, random_weights=args.random_weights,
                             device=args.device, precision=args.precision, threads=args.threads,
-                            config=config_overrides(args), scale=args.scale, max_memory=args.max_memory)
+                            config=config_overrides(args), scale=args.scale, max_memory=args.max_memory,
+                            runtime=args.runtime if args.onnx else None)
 
 
 def add_calibration_arguments(parser: argparse.ArgumentParser) -> None:

@@ -41,11 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     timing.add_argument("--height", type=int, default=None, help="input height (required with --model; "
                         "with --onnx it must match the file)")
     timing.add_argument("--width", type=int, default=None, help="input width (as --height)")
-    timing.add_argument("--runtime", default=None, choices=["torch", "onnxruntime"],
-                        help="torch (default with --model) or onnxruntime (default and only choice with --onnx)")
-    timing.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "int8"],
-                        help="PyTorch: fp32 (default), bf16, fp16 (CUDA); ONNX: read from the file, "
-                             "given only to check it")
+    timing.add_argument("--runtime", default=None, choices=["torch", "onnxruntime", "openvino"],
+                        help="torch (default with --model), onnxruntime (default with --onnx) or openvino (pip "
+                             "install 'edgestereo[openvino]'); with --model the last two export it first")
+    timing.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "int8", "auto"],
+                        help="PyTorch: fp32 (default), bf16, fp16 (CUDA); ONNX Runtime: read from the file, "
+                             "given only to check it; OpenVINO: fp32 (default), bf16 or auto")
     add_threads_argument(timing, "each stream")
     timing.add_argument("--streams", type=int, default=1, metavar="K", help="concurrent streams (default 1)")
     timing.add_argument("--iters", type=int, default=20, metavar="N", help="timed frames per stream (default 20)")
@@ -75,13 +76,16 @@ def _onnx_runner(args: argparse.Namespace, path: str):
     from edgestereo.errors import EdgeStereoError
     from edgestereo.runtime.benchmark import OnnxBenchRunner
 
-    runner = OnnxBenchRunner(path, threads=args.threads, device=args.device)
+    runtime = args.runtime or "onnxruntime"
+    openvino = runtime == "openvino"
+    runner = OnnxBenchRunner(path, threads=args.threads, device=args.device, runtime=runtime,
+                             precision=(args.precision or "fp32") if openvino else "fp32")
     height, width = runner.input_size
     given = (args.height or height, args.width or width)
     if given != (height, width):
         raise EdgeStereoError(f"{path} takes {width}x{height} (static); cannot time it at {given[1]}x{given[0]} "
                               "(export at that size)")
-    if args.precision is not None and args.precision != runner.precision:
+    if not openvino and args.precision is not None and args.precision != runner.precision:
         raise EdgeStereoError(f"{path} is a {runner.precision} graph, not {args.precision}")
     return runner
 
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 from edgestereo.export.exporter import export_onnx
 
-                if args.precision not in (None, "fp32"):
+                if runtime == "onnxruntime" and args.precision not in (None, "fp32"):
                     raise EdgeStereoError(f"--runtime onnxruntime with --model exports fp32; for {args.precision} "
                                           "export/quantize a file first (edgestereo export --fp16, edgestereo "
                                           "quantize) and time it with --onnx FILE")

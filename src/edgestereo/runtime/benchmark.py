@@ -12,6 +12,7 @@ library versions and thread settings, so figures from two machines can be compar
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import platform
 import threading
@@ -193,21 +194,26 @@ class TorchBenchRunner:
 
 
 class OnnxBenchRunner:
-    """An ONNX file in ONNX Runtime; the precision is read from the graph (QDQ → int8, float16
-    weights → fp16, else fp32). All streams share one session, as one loaded model on a device."""
+    """An ONNX file in ONNX Runtime (or OpenVINO with ``runtime="openvino"``, at ``precision``); the
+    graph's precision is read from it (QDQ → int8, float16 weights → fp16, else fp32). ONNX Runtime
+    streams share one session (its run is thread-safe); OpenVINO streams one compiled graph, each with
+    its own infer request."""
 
-    runtime = "onnxruntime"
-
-    def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = "cpu") -> None:
+    def __init__(self, path: str | Path, *, threads: int | None = None, device: str | None = "cpu",
+                 runtime: str = "onnxruntime", precision: str = "fp32") -> None:
         from edgestereo.runtime.factory import create_predictor
 
-        self.predictor = create_predictor(onnx=path, threads=threads, device=device)
+        self.predictor = create_predictor(onnx=path, threads=threads, device=device, runtime=runtime,
+                                          precision=precision)
         height, width = self.predictor.input_size
         if height is None or width is None:
             raise EdgeStereoError(f"{path}: the graph has a dynamic input size; export it at a fixed size")
         self.input_size = (height, width)
         self.name = self.predictor.name
+        self.runtime = self.predictor.runtime
         self.precision = self.predictor.precision
+        if runtime == "openvino":
+            self.precision = f"{self.precision} ({self.predictor.inference_precision} inference)"
 
     def prepare(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return tuple(np.ascontiguousarray(im.transpose(2, 0, 1)[None], dtype=np.float32) for im in (left, right))
@@ -220,7 +226,11 @@ class OnnxBenchRunner:
         return output
 
     def for_stream(self) -> OnnxBenchRunner:
-        return self  # InferenceSession.run is thread-safe
+        if not hasattr(self.predictor, "for_stream"):
+            return self
+        stream = copy.copy(self)
+        stream.predictor = self.predictor.for_stream()
+        return stream
 
 
 def _check_size(name: str, height: int, width: int, divisor: int) -> None:
@@ -411,7 +421,7 @@ def _versions() -> dict[str, str]:
     from edgestereo import __version__
 
     versions = {"edgestereo": __version__, "python": platform.python_version()}
-    for package in ("numpy", "torch", "onnxruntime", "onnx", "opencv-python-headless", "torchao"):
+    for package in ("numpy", "torch", "onnxruntime", "openvino", "onnx", "opencv-python-headless", "torchao"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -22,8 +22,12 @@ if TYPE_CHECKING:
     from edgestereo.models import StereoModel
     from edgestereo.runtime.predictor import Predictor
 
-__all__ = ["DEFAULT_THREADS", "WEIGHTS_SUFFIXES", "create_predictor", "is_onnx", "load_network", "set_threads"]
+__all__ = [
+    "DEFAULT_THREADS", "RUNTIMES", "WEIGHTS_SUFFIXES", "create_predictor", "is_onnx", "load_network", "set_threads",
+]
 
+#: runtimes a predictor can run in (None: PyTorch for a model, ONNX Runtime for an ONNX file).
+RUNTIMES = (None, "torch", "onnxruntime", "openvino")
 #: what a weights file given in place of a model name ends in.
 WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".ckpt", ".pt")
 
@@ -111,6 +115,7 @@ def create_predictor(
     config: Mapping[str, Any] | None = None,
     scale: float = 1.0,
     max_memory: float | None = None,
+    runtime: str | None = None,
 ) -> Predictor:
     """A predictor, (H,W,3) uint8 RGB ×2 → (H,W) float32 disparity in pixels, for what ``model`` names.
 
@@ -118,16 +123,18 @@ def create_predictor(
     ``.onnx`` file (ONNX Runtime), a :class:`~edgestereo.models.StereoModel`, or a predictor already
     (any callable of two images; returned as it is). onnx: an exported ONNX file whatever its name
     ends in, instead of ``model``. device: "cpu", "cuda", "cuda:N" or "auto"/None. precision:
-    PyTorch autocast "fp32", "bf16" or "fp16". threads: intra-op threads (None leaves the process's
-    settings as they are; the commands default to :data:`DEFAULT_THREADS`). scale: run on the views
-    resized by this factor, the disparity coming back at the input's size
-    (:class:`~edgestereo.runtime.predictor.ScaledPredictor`). max_memory: GB a PyTorch network may take
-    on one pair (default :func:`~edgestereo.runtime.memory.memory_limit`); larger pairs are refused.
+    PyTorch autocast "fp32", "bf16" or "fp16"; OpenVINO "fp32", "bf16" or "auto". threads: intra-op
+    threads (None leaves the process's settings as they are; the commands default to
+    :data:`DEFAULT_THREADS`). scale: run on the views resized by this factor, the disparity coming back
+    at the input's size (:class:`~edgestereo.runtime.predictor.ScaledPredictor`). max_memory: GB a
+    PyTorch network may take on one pair (default :func:`~edgestereo.runtime.memory.memory_limit`);
+    larger pairs are refused. runtime: for an ONNX file "onnxruntime" (default) or "openvino"
+    (``pip install 'edgestereo[openvino]'``); a PyTorch model runs in PyTorch ("torch").
     """
     check_scale(scale)
     predictor = _unscaled_predictor(model, onnx=onnx, pretrained=pretrained, random_weights=random_weights,
                                     device=device, precision=precision, threads=threads, config=config,
-                                    max_memory=max_memory)
+                                    max_memory=max_memory, runtime=runtime)
     if scale == 1:
         return predictor
     from edgestereo.runtime.predictor import ScaledPredictor
@@ -137,7 +144,7 @@ def create_predictor(
 
 def _unscaled_predictor(model: Any, *, onnx: str | Path | None, pretrained: str | Path | None, random_weights: bool,
                         device: str | None, precision: str, threads: int | None, config: Mapping[str, Any] | None,
-                        max_memory: float | None) -> Predictor:
+                        max_memory: float | None, runtime: str | None) -> Predictor:
     from edgestereo.models import StereoModel
     from edgestereo.runtime.predictor import TorchPredictor
 
@@ -145,20 +152,34 @@ def _unscaled_predictor(model: Any, *, onnx: str | Path | None, pretrained: str 
         raise EdgeStereoError(f"give a model or an ONNX file, not both ({model} and {onnx})")
     if onnx is None and is_onnx(model):
         onnx, model = model, None
+    if runtime not in RUNTIMES:
+        raise EdgeStereoError(f"unknown runtime {runtime!r}; choose {', '.join(r for r in RUNTIMES if r)}")
+    if onnx is None and runtime in ("onnxruntime", "openvino"):
+        raise EdgeStereoError(f"runtime {runtime} runs an exported file: give --onnx FILE (`edgestereo export` "
+                              "writes one)")
+    if onnx is not None and runtime == "torch":
+        raise EdgeStereoError(f"{onnx} is an exported ONNX file: run it with onnxruntime or openvino, not torch")
     if threads is not None:
         set_threads(threads, torch=onnx is None)
     if onnx is not None:
-        from edgestereo.runtime.onnx_predictor import OnnxPredictor
-
+        openvino = runtime == "openvino"
         given = [option for option, used in (("pretrained weights", pretrained is not None),
                                              ("random weights", random_weights), ("config overrides", bool(config)),
-                                             (f"precision {precision}", precision != "fp32")) if used]
+                                             (f"precision {precision}", precision != "fp32" and not openvino)) if used]
         if given:
             raise EdgeStereoError(f"{onnx} is an exported ONNX file and runs as it was exported; it cannot take "
                                   f"{', '.join(given)} (export with those instead)")
         if max_memory is not None:
             raise EdgeStereoError(f"{onnx}: a memory limit applies to PyTorch networks; an ONNX file runs at the "
                                   "size it was exported at")
+        if openvino:
+            from edgestereo.runtime.openvino_predictor import OpenVinoPredictor
+
+            if device not in (None, "auto", "cpu"):
+                raise EdgeStereoError(f"OpenVINO runs on the CPU here; device {device!r} is not available to it")
+            return OpenVinoPredictor(onnx, threads=threads, precision=precision)
+        from edgestereo.runtime.onnx_predictor import OnnxPredictor
+
         return OnnxPredictor(onnx, threads=threads, device=device)
     if isinstance(model, StereoModel):
         return TorchPredictor(model, device, precision, max_memory)

@@ -1,4 +1,6 @@
-"""Run an exported ONNX file in ONNX Runtime behind the same interface as :class:`TorchPredictor`.
+"""Run an exported ONNX file in ONNX Runtime behind the same interface as :class:`TorchPredictor`
+(:class:`GraphPredictor` is the part every graph runtime shares; OpenVINO's is in
+:mod:`edgestereo.runtime.openvino_predictor`).
 
 The graph's input size is static (edgestereo exports are), so a smaller image is padded up to it
 by edge replication, split evenly between the two sides as :class:`InputPadder` does, and the
@@ -18,7 +20,7 @@ from edgestereo.data.io import check_pair_size
 from edgestereo.errors import EdgeStereoError, ReadError
 from edgestereo.runtime.onnx_file import OnnxMetadata, TensorInfo, graph_precision, require_stereo_io
 
-__all__ = ["OnnxPredictor", "ort_error_message", "providers_for_device"]
+__all__ = ["GraphPredictor", "OnnxPredictor", "ort_error_message", "providers_for_device"]
 
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
@@ -65,9 +67,79 @@ def _provider_options(providers: list[str], device: str | None) -> list[dict[str
     return [{"device_id": index} if (p == _CUDA and index is not None) else {} for p in providers]
 
 
-class OnnxPredictor:
-    """Runs an ONNX stereo graph (inputs ``left``, ``right`` (1,3,H,W) in [0,255]; output
-    (1,1,H,W) disparity in pixels) in ONNX Runtime.
+class GraphPredictor:
+    """An exported stereo graph (inputs ``left``, ``right`` (1,3,H,W) in [0,255]; output ``disparity``
+    (1,1,H,W) pixels) behind the interface of :class:`TorchPredictor`: images of another size are
+    padded to the graph's by edge replication and the disparity is cropped back. Subclasses load the
+    graph in a runtime, set ``path``, ``metadata``, ``input_size``, ``name``, ``precision`` and run it
+    in :meth:`_infer`."""
+
+    runtime = ""
+    path: Path
+    metadata: OnnxMetadata
+    #: the graph's input (H, W); None for a dynamic dimension
+    input_size: tuple[int | None, int | None]
+    name: str
+    precision: str
+    _dtype: np.dtype = np.dtype(np.float32)
+
+    @property
+    def divisor(self) -> int:
+        """What a dynamic-size graph needs H and W to be multiples of (edgestereo metadata; else 1)."""
+        return self.metadata.divisor
+
+    def _target_size(self, height: int, width: int) -> tuple[int, int]:
+        graph_h, graph_w = self.input_size
+        if (graph_h is not None and height > graph_h) or (graph_w is not None and width > graph_w):
+            raise EdgeStereoError(
+                f"image {width}x{height} is larger than the {graph_w}x{graph_h} input of {self.path}; "
+                f"export the model at a size at least as large as the images"
+            )
+        step = self.divisor
+        return (graph_h if graph_h is not None else -(-height // step) * step,
+                graph_w if graph_w is not None else -(-width // step) * step)
+
+    def run_tensors(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (1,3,H,W) float RGB in [0,255] at the graph's size → disparity (H,W) float32."""
+        out = self._infer(left.astype(self._dtype, copy=False), right.astype(self._dtype, copy=False))
+        if out.shape != (1, 1, *left.shape[2:]):
+            raise EdgeStereoError(f"{self.path}: output disparity is {out.shape} for inputs {left.shape}, expected "
+                                  f"(1,1,{left.shape[2]},{left.shape[3]})")
+        return np.asarray(out[0, 0], dtype=np.float32)
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
+        if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
+            raise EdgeStereoError(f"expected two (H,W,3) images of one size, got {left.shape} and {right.shape}")
+        check_pair_size(left, right)
+        height, width = left.shape[:2]
+        target_h, target_w = self._target_size(height, width)
+        pad_h, pad_w = target_h - height, target_w - width
+        top, left_pad = pad_h // 2, pad_w // 2
+        padding = ((top, pad_h - top), (left_pad, pad_w - left_pad), (0, 0))
+
+        def prepare(image: np.ndarray) -> np.ndarray:
+            padded = np.pad(image, padding, mode="edge") if pad_h or pad_w else image
+            return np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
+
+        disparity = self.run_tensors(prepare(left), prepare(right))
+        return disparity[top : top + height, left_pad : left_pad + width]
+
+    def _infer(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Run the graph on (1,3,H,W) inputs of its dtype → its output array."""
+        raise NotImplementedError
+
+    def _take_io(self, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> None:
+        """Check the stereo I/O contract and read the input dtype and size from the graph's inputs."""
+        require_stereo_io(self.path, inputs, outputs)
+        left = next(tensor for tensor in inputs if tensor.name == "left")
+        self._dtype = np.dtype(np.float16 if left.dtype == "float16" else np.float32)
+        height, width = (d if isinstance(d, int) else None for d in left.shape[2:])
+        self.input_size = (height, width)
+
+
+class OnnxPredictor(GraphPredictor):
+    """Runs an ONNX stereo graph in ONNX Runtime.
 
     threads: intra-op threads (default: ONNX Runtime's choice). providers: execution providers in
     order of preference (default: CUDA when available, then CPU); ``device`` picks them like
@@ -109,54 +181,11 @@ class OnnxPredictor:
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, …)
             raise ReadError(self.path, f"ONNX Runtime cannot load it ({ort_error_message(exc)})") from None
         self.metadata = OnnxMetadata.from_props(self.session.get_modelmeta().custom_metadata_map)
-        inputs = [TensorInfo.from_ort(arg) for arg in self.session.get_inputs()]
-        require_stereo_io(self.path, inputs, [TensorInfo.from_ort(arg) for arg in self.session.get_outputs()])
-        left = next(tensor for tensor in inputs if tensor.name == "left")
-        self._dtype = np.dtype(np.float16 if left.dtype == "float16" else np.float32)
-        height, width = (d if isinstance(d, int) else None for d in left.shape[2:])
-        self.input_size: tuple[int | None, int | None] = (height, width)
+        self._take_io([TensorInfo.from_ort(arg) for arg in self.session.get_inputs()],
+                      [TensorInfo.from_ort(arg) for arg in self.session.get_outputs()])
         self.name = f"{self.metadata.model or self.path.stem} (onnx)"
         self.precision = self.metadata.precision or graph_precision(self.path)
 
-    @property
-    def divisor(self) -> int:
-        """What a dynamic-size graph needs H and W to be multiples of (edgestereo metadata; else 1)."""
-        return self.metadata.divisor
+    def _infer(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return self.session.run(["disparity"], {"left": left, "right": right})[0]
 
-    def _target_size(self, height: int, width: int) -> tuple[int, int]:
-        graph_h, graph_w = self.input_size
-        if (graph_h is not None and height > graph_h) or (graph_w is not None and width > graph_w):
-            raise EdgeStereoError(
-                f"image {width}x{height} is larger than the {graph_w}x{graph_h} input of {self.path}; "
-                f"export the model at a size at least as large as the images"
-            )
-        step = self.divisor
-        return (graph_h if graph_h is not None else -(-height // step) * step,
-                graph_w if graph_w is not None else -(-width // step) * step)
-
-    def run_tensors(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """left, right: (1,3,H,W) float RGB in [0,255] at the graph's size → disparity (H,W) float32."""
-        feeds = {"left": left.astype(self._dtype, copy=False), "right": right.astype(self._dtype, copy=False)}
-        out = self.session.run(["disparity"], feeds)[0]
-        if out.shape != (1, 1, *left.shape[2:]):
-            raise EdgeStereoError(f"{self.path}: output disparity is {out.shape} for inputs {left.shape}, expected "
-                                  f"(1,1,{left.shape[2]},{left.shape[3]})")
-        return np.asarray(out[0, 0], dtype=np.float32)
-
-    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
-        if left.shape != right.shape or left.ndim != 3 or left.shape[2] != 3:
-            raise EdgeStereoError(f"expected two (H,W,3) images of one size, got {left.shape} and {right.shape}")
-        check_pair_size(left, right)
-        height, width = left.shape[:2]
-        target_h, target_w = self._target_size(height, width)
-        pad_h, pad_w = target_h - height, target_w - width
-        top, left_pad = pad_h // 2, pad_w // 2
-        padding = ((top, pad_h - top), (left_pad, pad_w - left_pad), (0, 0))
-
-        def prepare(image: np.ndarray) -> np.ndarray:
-            padded = np.pad(image, padding, mode="edge") if pad_h or pad_w else image
-            return np.ascontiguousarray(padded.transpose(2, 0, 1)[None], dtype=np.float32)
-
-        disparity = self.run_tensors(prepare(left), prepare(right))
-        return disparity[top : top + height, left_pad : left_pad + width]
