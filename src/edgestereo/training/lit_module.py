@@ -158,6 +158,12 @@ class StereoLitModule(pl.LightningModule):
                     module.eval()
         return self
 
+    def on_validation_model_train(self) -> None:
+        """Back to training after a validation through :meth:`train`: Lightning would only restore each
+        module's ``training`` flag, which leaves the QAT graph in its eval form (it swaps graphs in
+        ``train()``), so BatchNorm statistics and observers would stop moving."""
+        self.train()
+
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         """left, right: (B,3,H,W) RGB in [0,255] → disparity (B,1,H,W) px (padded to the divisor and back;
         under QAT padded to the graph's fixed size, which a larger pair must not exceed)."""
