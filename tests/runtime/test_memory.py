@@ -64,6 +64,20 @@ def test_the_predictor_refuses_before_running_and_scale_gets_it_through():
         too_little(left, right)
 
 
+def test_prepare_checks_a_size_before_any_pair_of_it_runs():
+    network = create_model("stereonet-plus-small")
+    limit_gb = estimate_bytes(network, 128, 256) / 1e9 * 1.01
+    predictor = TorchPredictor(network, "cpu", max_memory=limit_gb)
+    with pytest.raises(MemoryLimitError, match=r"image 512x256 needs about"):
+        predictor.prepare(256, 512)
+    predictor.prepare(128, 256)  # fits, and is remembered
+    assert (128, 256) in predictor._sizes_checked
+    between = (estimate_bytes(network, 64, 128) + estimate_bytes(network, 128, 256)) / 2e9
+    scaled = ScaledPredictor(TorchPredictor(network, "cpu", max_memory=between), 0.5)
+    with pytest.raises(MemoryLimitError, match=r"image 512x256 at --scale 0\.5 \(256x128\)"):
+        scaled.prepare(256, 512)
+
+
 def test_scaled_disparity_comes_back_in_the_input_pixels():
     def half_width_disparity(left, right):
         assert left.shape == (24, 64, 3)

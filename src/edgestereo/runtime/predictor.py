@@ -78,14 +78,18 @@ class TorchPredictor:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def prepare(self, height: int, width: int) -> None:
+        """Estimate the memory a (height, width) pair needs and refuse it over the limit, once per size
+        (the first pair of each size does it otherwise, inside its inference time)."""
+        if (height, width) not in self._sizes_checked:
+            check_memory(self.model, height, width, self.memory_limit, self.name)
+            self._sizes_checked.add((height, width))
+
     @torch.inference_mode()
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
         check_pair_size(left, right)
-        height, width = left.shape[:2]
-        if (height, width) not in self._sizes_checked:
-            check_memory(self.model, height, width, self.memory_limit, self.name)
-            self._sizes_checked.add((height, width))
+        self.prepare(*left.shape[:2])
         left_t, right_t = to_tensor(left, self.device), to_tensor(right, self.device)
         padder = InputPadder(left_t.shape, self.model.divisor)
         left_t, right_t = padder.pad(left_t, right_t)
@@ -106,6 +110,16 @@ class ScaledPredictor:
         self.name = f"{predictor.name} at scale {scale:g}"
         self.runtime = getattr(predictor, "runtime", "")
         self.precision = getattr(predictor, "precision", "")
+
+    def prepare(self, height: int, width: int) -> None:
+        """What the wrapped predictor's ``prepare`` checks, at the scaled size."""
+        prepare = getattr(self.predictor, "prepare", None)
+        if prepare is not None:
+            size = scaled_size(width, height, self.scale)
+            try:
+                prepare(size[1], size[0])
+            except MemoryLimitError as exc:
+                raise exc.at_scale(self.scale, (width, height)) from None
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """left, right: (H,W,3) uint8 RGB → disparity (H,W) float32 pixels."""
