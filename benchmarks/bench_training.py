@@ -96,8 +96,9 @@ def run_worker(model_name: str, precision: str, size: tuple[int, int], batch: in
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --------------------------------------------------------------------------- DDP through `edgestereo train`
-DDP_RECIPE = """\
+# --------------------------------------------------------------------------- `edgestereo train` itself
+#: a short training recipe without validation or checkpoints; ``data`` is the data block's own lines
+TRAIN_RECIPE = """\
 seed_everything: 0
 trainer:
   accelerator: cpu
@@ -112,12 +113,10 @@ model:
   val_images: 0
 data:
   dataset: synthetic
-  root: {root}
   val_split: null
   crop_size: [{height}, {width}]
-  augmentation: none
   batch_size: {batch}
-speed:
+{data}speed:
   smoothing: 0.0
 """
 
@@ -140,37 +139,13 @@ def measure_ddp(model_name: str, devices: int, root: Path, work: Path, size: tup
                 steps: int) -> float | str:
     """samples/s of all processes together (median of the per-step rates after two warm-up steps)."""
     recipe = work / f"ddp{devices}.yaml"
-    recipe.write_text(DDP_RECIPE.format(steps=steps, model=model_name, root=root, height=size[0], width=size[1],
-                                        batch=batch))
+    recipe.write_text(TRAIN_RECIPE.format(steps=steps, model=model_name, height=size[0], width=size[1], batch=batch,
+                                          data=f"  root: {root}\n  augmentation: none\n"))
     return train_rate(recipe, work / f"run{devices}", steps,
                       ["--trainer.devices", str(devices), "--trainer.strategy", "ddp" if devices > 1 else "auto"])
 
 
 # --------------------------------------------------------------------------- the whole training loop
-PIPELINE_RECIPE = """\
-seed_everything: 0
-trainer:
-  accelerator: cpu
-  max_steps: {steps}
-  enable_progress_bar: false
-  enable_model_summary: false
-  enable_checkpointing: false
-  num_sanity_val_steps: 0
-  log_every_n_steps: 1
-model:
-  model: {model}
-  val_images: 0
-data:
-  dataset: synthetic
-  options: {{num: 1000, size: [{height}, {width}], max_disp: {max_disp}, seed: 0}}
-  val_split: null
-  crop_size: [{height}, {width}]
-  augmentation: synthetic
-  batch_size: {batch}
-  num_workers: {workers}
-speed:
-  smoothing: 0.0
-"""
 #: (model, scene and crop size, batch, DataLoader workers): the old recipe's setting and the campaign's
 PIPELINE_ROWS = (
     ("stereonet-plus-small", (256, 512), 2, 0),
@@ -185,8 +160,10 @@ def measure_pipeline(model_name: str, size: tuple[int, int], batch: int, workers
                      work: Path) -> float | str:
     """samples/s of `edgestereo train` with the training process on one thread (median after warm-up)."""
     recipe = work / f"pipeline-{model_name}-{size[0]}-{batch}-{workers}.yaml"
-    recipe.write_text(PIPELINE_RECIPE.format(steps=steps, model=model_name, height=size[0], width=size[1],
-                                             max_disp=size[1] * 3 // 8, batch=batch, workers=workers))
+    data = (f"  options: {{num: 1000, size: [{size[0]}, {size[1]}], max_disp: {size[1] * 3 // 8}, seed: 0}}\n"
+            f"  augmentation: synthetic\n  num_workers: {workers}\n")
+    recipe.write_text(TRAIN_RECIPE.format(steps=steps, model=model_name, height=size[0], width=size[1], batch=batch,
+                                          data=data))
     return train_rate(recipe, work / recipe.stem, steps, [], env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
