@@ -42,3 +42,12 @@ class MaxRank(TorchFunctionMode):
             if isinstance(tensor, torch.Tensor):
                 self.max_rank = max(self.max_rank, tensor.dim())
         return out
+
+
+def assert_parity(report, mean_px: float = 1e-3, max_px: float = 1e-2, min_std: float = 0.1,
+                  min_distinct: int = 100) -> None:
+    """An ONNX-vs-PyTorch :class:`~edgestereo.export.exporter.ParityReport` within (mean_px, max_px), on a
+    PyTorch output varied enough (std ≥ min_std px, ≥ min_distinct values) that a constant or
+    saturated graph could not pass."""
+    assert report.reference_std >= min_std and report.reference_distinct >= min_distinct, f"degenerate: {report}"
+    assert report.mean_abs <= mean_px and report.max_abs <= max_px, str(report)

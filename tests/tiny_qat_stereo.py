@@ -3,7 +3,8 @@ do not pay for tracing a real model (a minute and more for stereonet-plus-small 
 
 Conv+BN+ReLU features run once on both views stacked as a batch (the quantizer refuses a
 convolution called twice), a 1-D correlation with a 4-D deploy path, soft-argmin, bilinear
-upsampling. Importable from any test (``pythonpath = tests``); :func:`register_tiny_qat` adds it
+upsampling; it *matches* (fixed matching filters, unit-RMS features, a sharp softmax: ``tiny_matching``).
+Importable from any test (``pythonpath = tests``); :func:`register_tiny_qat` adds it
 to the registry and gives it a published loss for one test.
 """
 
@@ -19,6 +20,7 @@ from torch import Tensor, nn
 from edgestereo.models import _registry
 from edgestereo.models._base import StereoModel, TrainingLoss, build_config
 from edgestereo.ops.correlation import Correlation1d
+from tiny_matching import SHARPNESS, init_matching_filters, unit_rms
 
 TINY_QAT_NAME = "tiny-qat-stereo"
 
@@ -26,7 +28,7 @@ TINY_QAT_NAME = "tiny-qat-stereo"
 @dataclass(frozen=True)
 class TinyQATConfig:
     max_disp: int = 32
-    channels: int = 8
+    channels: int = 16
 
 
 class TinyQATStereo(StereoModel):
@@ -45,12 +47,13 @@ class TinyQATStereo(StereoModel):
             nn.Conv2d(c, c, 3, padding=1),
         )
         self.correlation = Correlation1d(config.max_disp // 4)
+        init_matching_filters(self.features)
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         batch = left.shape[0]
-        features = self.features(torch.cat([left, right], 0) / 127.5 - 1.0)
+        features = unit_rms(self.features(torch.cat([left, right], 0) / 127.5 - 1.0))
         cost = self.correlation(features[:batch], features[batch:])
-        probability = torch.softmax(cost * 4.0, dim=1)
+        probability = torch.softmax(cost * SHARPNESS, dim=1)
         candidates = torch.arange(cost.shape[1], dtype=cost.dtype, device=cost.device).view(1, -1, 1, 1)
         disparity = (probability * candidates).sum(1, keepdim=True)
         return F.interpolate(disparity * 4.0, scale_factor=4, mode="bilinear", align_corners=False)

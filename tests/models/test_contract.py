@@ -9,6 +9,7 @@ import torch
 import edgestereo
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import StereoModel, create_model, list_models, load_model, save_pretrained
+from network_fixtures import calibrated
 
 
 def _inputs(model: StereoModel, batch: int = 2):
@@ -41,7 +42,11 @@ def test_forward_shape_and_values(model):
     assert model.model_name in list_models()
 
 
-def test_deploy_keeps_state_dict_and_output(model):
+@pytest.mark.parametrize("name", list_models())
+def test_deploy_keeps_state_dict_and_output(name):
+    # calibrated BatchNorm: a fresh GwcNet saturates its softmax (exact half-integers, deploy − reference
+    # exactly 0), which would make this comparison trivially true
+    model = calibrated(name, **_few_steps(name))
     left, right = _inputs(model)
     keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     with torch.no_grad():
@@ -49,7 +54,10 @@ def test_deploy_keeps_state_dict_and_output(model):
         deployed = model.deploy()(left, right)
     assert model.is_deploy
     assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == keys
-    assert (deployed - reference).abs().mean() <= 1e-3
+    if model.exportable:  # a network: its output must vary for the comparison to mean anything
+        assert reference.std() >= 0.1 and len(torch.unique(reference.round(decimals=3))) >= 500, name
+    difference = (deployed - reference).abs()
+    assert difference.mean() <= 1e-3 and difference.max() <= 2e-2, (difference.mean(), difference.max())
     model.deploy(False)
     assert not model.is_deploy
 
@@ -74,6 +82,10 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert path.with_suffix(".json").is_file()
     loaded = load_model(path)
     assert loaded.model_name == model.model_name and loaded.config == model.config
+    saved, restored = model.state_dict(), loaded.state_dict()
+    assert saved.keys() == restored.keys()
+    for key, value in saved.items():
+        assert torch.equal(restored[key], value), key
     left, right = _inputs(model, batch=1)
     with torch.no_grad():
         torch.testing.assert_close(loaded(left, right), model.eval()(left, right))

@@ -16,6 +16,7 @@ from edgestereo.data.io import read_pfm, write_image
 from edgestereo.export.check import check_onnx
 from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
+from network_fixtures import assert_parity
 from stereo_fixtures import shifted_pair
 
 HEIGHT, WIDTH, ITERS = 128, 256, 2
@@ -77,7 +78,8 @@ def test_standard_export_fits_npu4d_and_matches_pytorch(tmp_path):
     path = export_onnx(model, tmp_path / "raft_standard.onnx", HEIGHT, WIDTH, profile="npu4d")
     _assert_npu4d(path)
     parity = verify_onnx(model, path)
-    assert parity.torch_path == "deploy" and parity.within(1e-3, 1e-2), str(parity)
+    assert parity.torch_path == "deploy"
+    assert_parity(parity)
 
 
 def test_infer_with_the_checkpoint_and_with_the_onnx_file_agree(realtime, tmp_path):

@@ -9,7 +9,7 @@ from edgestereo.export.check import check_onnx
 from edgestereo.export.exporter import export_onnx, verify_onnx
 from edgestereo.models import create_model
 from edgestereo.models.stereonet_plus import DisparityRegression
-from network_fixtures import MaxRank, calibrated
+from network_fixtures import MaxRank, assert_parity, calibrated
 
 VARIANTS = ["stereonet-plus", "stereonet-plus-small"]
 #: pinned so that an accidental change of the architecture shows up.
@@ -111,7 +111,7 @@ def _export_and_check(name: str, height: int, width: int, tmp_path) -> None:
     assert set(report.op_histogram) <= QDQ_FRIENDLY_OPS, report.format()
     parity = verify_onnx(model, path)
     assert parity.torch_path == "deploy"
-    assert parity.within(1e-3, 1e-2), str(parity)
+    assert_parity(parity)
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -8,7 +8,7 @@ from edgestereo.errors import EdgeStereoError
 from edgestereo.export import check_onnx, export_onnx, verify_onnx
 from edgestereo.models import create_model
 from edgestereo.training.losses import published_loss
-from network_fixtures import MaxRank, calibrated
+from network_fixtures import MaxRank, assert_parity, calibrated
 
 VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
 #: pinned so that an accidental change of the architecture shows up.
@@ -114,4 +114,4 @@ def test_npu4d_export_passes_check_and_matches_pytorch(name, tmp_path):
     assert set(report.op_histogram) <= QDQ_FRIENDLY_OPS, report.format()
     parity = verify_onnx(model, path)
     assert parity.torch_path == "deploy"
-    assert parity.within(1e-3, 1e-2), str(parity)
+    assert_parity(parity)

@@ -255,6 +255,10 @@ class ParityReport:
     torch_path: str
     height: int
     width: int
+    #: standard deviation (px) and number of distinct values (to 1e-3 px) of the PyTorch output: a parity
+    #: figure on a near-constant output says little about the graph.
+    reference_std: float
+    reference_distinct: int
 
     def within(self, mean_px: float = PARITY_MEAN_PX, max_px: float = PARITY_MAX_PX) -> bool:
         """Whether both errors are within the tolerances (pixels)."""
@@ -262,7 +266,8 @@ class ParityReport:
 
     def __str__(self) -> str:
         return (f"parity vs PyTorch ({self.torch_path} path, {self.width}x{self.height}): "
-                f"mean |Δ| {self.mean_abs:.2e} px, max |Δ| {self.max_abs:.2e} px")
+                f"mean |Δ| {self.mean_abs:.2e} px, max |Δ| {self.max_abs:.2e} px "
+                f"(PyTorch output: std {self.reference_std:.3g} px, {self.reference_distinct} distinct values)")
 
 
 def verify_onnx(
@@ -296,4 +301,5 @@ def verify_onnx(
         model.deploy(was_deploy).train(was_training)
     got = predictor.run_tensors(left.detach().cpu().numpy(), right.detach().cpu().numpy())
     diff = np.abs(got.astype(np.float64) - expected.astype(np.float64))
-    return ParityReport(float(diff.mean()), float(diff.max()), "deploy" if deploy else "reference", height, width)
+    return ParityReport(float(diff.mean()), float(diff.max()), "deploy" if deploy else "reference", height, width,
+                        float(expected.std()), len(np.unique(np.round(expected, 3))))

@@ -167,9 +167,12 @@ class StereoModel(nn.Module):
 
     @torch.no_grad()
     def example_inputs(self, height: int, width: int, batch: int = 1) -> tuple[Tensor, Tensor]:
-        """Random RGB inputs of a valid size, on the model's device (for export and benchmarks)."""
+        """Random-texture RGB pair (B,3,H,W) in [0,255] of a valid size, on the model's device (for export,
+        parity and benchmarks): two fronto-parallel planes, 4 px disparity in the top half and 12 px in
+        the bottom half (wrapping at the right border), so a network that matches gives a varied output."""
         device = next(self.parameters(), torch.empty(0)).device
         generator = torch.Generator().manual_seed(0)
         left = torch.rand(batch, 3, height, width, generator=generator) * 255
-        right = torch.roll(left, shifts=-4, dims=-1)
+        top, bottom = left[..., : height // 2, :], left[..., height // 2 :, :]
+        right = torch.cat([torch.roll(top, shifts=-4, dims=-1), torch.roll(bottom, shifts=-12, dims=-1)], dim=-2)
         return left.to(device), right.to(device)

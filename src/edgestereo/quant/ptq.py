@@ -186,7 +186,8 @@ def layer_groups(model: str | Path | onnx.ModelProto, depth: int = 1) -> dict[st
     """Node names grouped by the first ``depth`` parts of their module path, in graph order:
     ``/backbone/stages.1/stages.1.0/widen/widen.0/Conv`` is in group ``/backbone`` at depth 1 and
     ``/backbone/stages.1`` at depth 2.
-    Nodes directly under the root (input normalisation, post-processing) form the group "(top level)"."""
+    Nodes directly under the root (input normalisation, post-processing) form the group "(top level)".
+    A module called twice is named ``name`` and ``name_1`` by the exporter: at that depth, one group each."""
     if depth < 1:
         raise EdgeStereoError(f"group depth must be ≥ 1, got {depth}")
     groups: dict[str, list[str]] = {}
