@@ -71,3 +71,5 @@ def test_bench_onnx_bad_input(tmp_path, capsys):
     assert main(["bench", "--onnx", str(path), "--runtime", "torch"]) == 2
     assert "cannot be combined with --runtime torch" in capsys.readouterr().err
     assert main(["bench", "--onnx", str(tmp_path / "missing.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.onnx: ONNX file not found" in err and err.count("\n") == 1

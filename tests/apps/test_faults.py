@@ -266,6 +266,21 @@ def test_case07_infer_on_a_full_disk_leaves_no_file_and_no_folder(pair, monkeypa
     assert not (pair / "out").exists()
 
 
+@pytest.mark.parametrize("blocked", ["cloud.ply", "depth.pfm", "disparity.pfm"])
+def test_case07_infer_fails_after_other_files_were_placed_and_leaves_none_of_them(pair, blocked, capsys):
+    """The last step of writing a pair is renaming its files into place; when one rename fails (here its
+    name is taken by a folder), the pair's files already renamed are removed again."""
+    calibration = pair / "calib.txt"
+    calibration.write_text("cam0=[400 0 63.5; 0 400 23.5; 0 0 1]\ncam1=[400 0 63.5; 0 400 23.5; 0 0 1]\n"
+                           "doffs=0\nbaseline=100\nwidth=128\nheight=48\nndisp=32\n")
+    out = pair / "out"
+    (out / blocked).mkdir(parents=True)
+    code = main(["infer", str(pair / "left.png"), str(pair / "right.png"), "--out", str(out),
+                 "--calib", str(calibration), *SGBM])
+    one_line_error(capsys, code, f"{blocked}: cannot write (Is a directory)")
+    assert [p.name for p in out.iterdir()] == [blocked]
+
+
 def test_case07_batch_on_a_full_disk_stops_keeps_whole_frames_and_no_video(pair, monkeypatch, capsys):
     for i in range(3):
         (pair / "in" / "left").mkdir(parents=True, exist_ok=True)

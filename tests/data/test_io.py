@@ -172,6 +172,31 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("blocked", [0, 1, 2])
+def test_files_written_together_appear_together_or_not_at_all(tmp_path, blocked):
+    """A rename that fails after others succeeded (the name is taken by a folder) removes those again,
+    and the folder made for them."""
+    names = ["a.pfm", "b.png", "c.ply"]
+    out = tmp_path / "new" / "out"
+    with io.atomic_paths([out / name for name in names]) as temporaries:
+        for tmp in temporaries:
+            tmp.write_bytes(b"complete")
+    assert sorted(p.name for p in out.iterdir()) == names
+    for name in names:
+        (out / name).unlink()
+    (out / names[blocked]).mkdir()
+    with pytest.raises(EdgeStereoError, match=rf"{names[blocked]}: cannot write \(Is a directory\)"), \
+            io.atomic_paths([out / name for name in names]) as temporaries:
+        for tmp in temporaries:
+            tmp.write_bytes(b"complete")
+    assert [p.name for p in out.iterdir()] == [names[blocked]] and (out / names[blocked]).is_dir()
+    (out / names[blocked]).rmdir()
+    with pytest.raises(RuntimeError), io.atomic_paths([out / "x" / name for name in names]) as temporaries:
+        temporaries[0].write_bytes(b"partial")
+        raise RuntimeError("interrupted")
+    assert list(out.iterdir()) == []  # nor the folder x made for them
+
+
 def test_atomic_write_replaces_target_and_keeps_permissions(tmp_path):
     target = tmp_path / "d.pfm"
     io.write_pfm(target, np.zeros((2, 2)))

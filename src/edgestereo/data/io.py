@@ -182,9 +182,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 @contextlib.contextmanager
 def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
     """Temporary paths for files that must appear together or not at all: all are renamed into
-    place when the block succeeds, none when it fails (see :func:`atomic_path`)."""
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(path)) for path in paths]
+    place when the block succeeds, none when it fails (see :func:`atomic_path`). When one rename
+    fails after others succeeded (its name is taken by a folder, say), those files are removed again."""
+    paths = [Path(path) for path in paths]
+    created = sorted({f for path in paths for f in missing_folders(path.parent)}, key=lambda f: -len(f.parts))
+    placed: list[Path] = []
+
+    def placed_if_no_error(path: Path):
+        def record(exc_type, exc, traceback) -> bool:
+            if exc_type is None:
+                placed.append(path)
+            return False
+        return record
+
+    try:
+        with contextlib.ExitStack() as stack:
+            temporaries = []
+            for path in paths:
+                stack.push(placed_if_no_error(path))  # runs after this path's rename (exits are LIFO)
+                temporaries.append(stack.enter_context(atomic_path(path)))
+            yield temporaries
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        remove_empty_folders(created)
+        raise
 
 
 # --------------------------------------------------------------------------- native libraries' messages
