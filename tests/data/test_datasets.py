@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -19,6 +21,20 @@ from edgestereo.data.io import (
 from edgestereo.errors import EdgeStereoError
 
 H, W = 8, 12
+
+#: every array the layout writers below wrote, by resolved path: what a loader must give back
+WRITTEN: dict[Path, np.ndarray] = {}
+
+
+def _recorded(write):
+    def record(path, array, *args, **kwargs):
+        WRITTEN[Path(path).resolve()] = np.array(array)
+        return write(path, array, *args, **kwargs)
+    return record
+
+
+write_image, write_pfm, write_npy, write_kitti_disparity = (
+    _recorded(w) for w in (write_image, write_pfm, write_npy, write_kitti_disparity))
 
 
 def _image(seed: int, height: int = H, width: int = W) -> np.ndarray:
@@ -89,7 +105,7 @@ def write_middlebury2014(root: Path) -> None:
     for scene in ("Adirondack-perfect", "Adirondack-imperfect", "Jadeplant-perfect"):
         folder = root / scene
         for name in ("im0", "im1", "im1E", "im1L"):
-            write_image(folder / f"{name}.png", _image(hash(name) % 97))
+            write_image(folder / f"{name}.png", _image(zlib.crc32(name.encode()) % 997))
         write_pfm(folder / "disp0.pfm", _disparity(7.0))
         write_pfm(folder / "disp1.pfm", _disparity(6.0))
         write_calib_txt(folder / "calib.txt", _calib())
@@ -144,6 +160,40 @@ def check_contract(sample: dict, name: str, has_right: bool = False) -> None:
     assert ("disp_right" in sample) == has_right
     meta = sample["meta"]
     assert meta["dataset"] == name and isinstance(meta["index"], int)
+
+
+#: data set → (writer, (left, right, disparity) path fragments of a training sample)
+LAYOUTS = {
+    "sceneflow": (write_sceneflow, ("/left/", "/right/", "/disparity/")),
+    "kitti2012": (lambda root: write_kitti(root, 2012), ("/colored_0/", "/colored_1/", "/disp_occ/")),
+    "kitti2015": (lambda root: write_kitti(root, 2015), ("/image_2/", "/image_3/", "/disp_occ_0/")),
+    "middlebury": (write_middlebury2014, ("/im0.png", "/im1.png", "/disp0.pfm")),
+    "middeval3": (write_middeval3, ("/im0.png", "/im1.png", "/disp0GT.pfm")),
+    "eth3d": (write_eth3d, ("/im0.png", "/im1.png", "/disp0GT.pfm")),
+    "folder": (write_folder, ("/left/", "/right/", "/disp/")),
+}
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_every_sample_returns_the_pixels_and_disparities_of_its_files(tmp_path, name):
+    """Pixels compared with the arrays written, so a left/right swap, a flip or a wrong file fails."""
+    writer, (left_part, right_part, disp_part) = LAYOUTS[name]
+    writer(tmp_path)
+    dataset = create_dataset(name, tmp_path)
+    assert len(dataset) >= 2
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        files = {key: Path(path).resolve() for key, path in sample["meta"]["files"].items()}
+        assert left_part in str(files["left"]) and right_part in str(files["right"]) and disp_part in str(files["disp"])
+        np.testing.assert_array_equal(sample["left"], WRITTEN[files["left"]])
+        if files["right"].suffix == ".jpg":  # lossy: the file as OpenCV decodes it, in RGB order
+            np.testing.assert_array_equal(sample["right"], cv2.imread(str(files["right"]))[..., ::-1])
+        else:
+            np.testing.assert_array_equal(sample["right"], WRITTEN[files["right"]])
+        truth = WRITTEN[files["disp"]].astype(np.float32)
+        known = np.isfinite(truth) & (truth > 0)
+        np.testing.assert_array_equal(sample["valid"], known)
+        np.testing.assert_allclose(sample["disp"][known], truth[known], atol=1 / 256)
 
 
 def test_registry_names_and_errors():
