@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import disparity_metrics
+from edgestereo.evaluation.metrics import block_pattern_ratio, disparity_metrics, linear_fit, occluded_in_right_view
 
 
 def test_metrics_by_hand():
@@ -44,7 +44,6 @@ def test_errors():
 
 
 def test_block_pattern_ratio_sees_an_8px_grid_and_not_a_smooth_map():
-    from edgestereo.evaluation.metrics import block_pattern_ratio
 
     rng = np.random.default_rng(0)
     ys, xs = np.mgrid[0:64, 0:96]
@@ -58,7 +57,6 @@ def test_block_pattern_ratio_sees_an_8px_grid_and_not_a_smooth_map():
 
 
 def test_linear_fit_recovers_a_compressed_range():
-    from edgestereo.evaluation.metrics import linear_fit
 
     gt = np.linspace(5, 60, 200).reshape(10, 20)
     slope, offset = linear_fit(0.88 * gt + 3.9, gt)
@@ -69,7 +67,6 @@ def test_linear_fit_recovers_a_compressed_range():
 
 def test_occlusion_from_the_left_disparity_matches_the_renderer():
     from edgestereo.data.synthetic import SyntheticConfig, render_pair
-    from edgestereo.evaluation.metrics import occluded_in_right_view
 
     pair = render_pair(SyntheticConfig(height=96, width=192, max_disp=40.0), seed=3, index=1)
     inside = np.arange(192)[None, :] - pair.disp >= 0  # the renderer also marks pixels that leave the view
@@ -78,3 +75,74 @@ def test_occlusion_from_the_left_disparity_matches_the_renderer():
     # an estimate from the left view alone: most of what it marks is occluded, and it finds most of it
     assert (estimate & truth).sum() > 0.5 * estimate.sum()
     assert (estimate & truth).sum() > 0.6 * truth.sum()
+
+
+# --------------------------------------------------------------------------- edges the definitions fix
+# (found by mutation testing: docs/testing.md)
+def test_thresholds_are_strict_and_max_disp_excludes_its_own_value():
+    # errors 3.0 px at 10 px (D1 needs > 3 px), 3.0 px at 60 px (= 5 %), 4.0 px at 80 px (= 5 %), 0 at 20 px
+    gt = np.array([[10.0, 60.0, 80.0, 20.0]])
+    metrics = disparity_metrics(gt + np.array([[3.0, 3.0, 4.0, 0.0]]), gt)
+    assert metrics["d1"] == 0.0 and metrics["bad3"] == 25.0 and metrics["bad4"] == 0.0
+    assert disparity_metrics(gt, gt, max_disp=80.0)["valid_px"] == 3.0  # 80 is not below 80
+
+
+def test_inputs_of_any_layout_dtype_and_autograd_state():
+    gt = np.linspace(1.0, 40.0, 64).reshape(8, 8)
+    pred = gt + np.random.default_rng(0).normal(0.0, 1.0, gt.shape)
+    expected = disparity_metrics(pred, gt)
+    # a (1,1,H,W) prediction, a tensor that needs grad, a (1,H,W) mask
+    tensor = torch.tensor(pred, requires_grad=True).view(1, 1, 8, 8)
+    assert disparity_metrics(tensor, gt, np.ones((1, 8, 8), bool)) == pytest.approx(expected)
+    # float16 inputs are scored in float64, not rounded again on the way
+    half_pred, half_gt = pred.astype(np.float16), gt.astype(np.float16)
+    epe = np.abs(half_pred.astype(np.float64) - half_gt.astype(np.float64)).mean()
+    assert disparity_metrics(half_pred, half_gt)["epe"] == pytest.approx(epe, abs=1e-12)
+
+
+def test_a_mask_only_narrows_the_ground_truth():
+    gt = np.array([[1.0, np.nan, np.inf, 0.0, 5.0]])
+    assert disparity_metrics(gt, gt, np.ones_like(gt, bool))["valid_px"] == 2.0
+    with pytest.raises(EdgeStereoError, match=r"no valid ground-truth pixel to score \(check the mask and max_disp\)"):
+        disparity_metrics(gt, gt, np.zeros_like(gt, bool))
+
+
+def test_block_pattern_ratio_edges():
+    smooth = np.tile(np.arange(64.0) * 0.3, (16, 1))
+    assert block_pattern_ratio(smooth) == pytest.approx(1.0) and block_pattern_ratio(np.zeros((16, 64))) == 1.0
+    steps = np.tile(np.repeat(np.arange(8.0), 8) * 0.5, (16, 1))  # 0.5 px steps every 8 columns, flat between
+    assert block_pattern_ratio(steps) == float("inf")
+    # a 1 px ramp with a 5 px jump every 8 columns: jumps are clipped at 4 px, so the ratio is 4
+    ramp = np.tile(np.arange(64.0) + 4.0 * (np.arange(64) // 8), (16, 1))
+    assert block_pattern_ratio(ramp) == pytest.approx(4.0)
+    assert block_pattern_ratio(ramp[None, None]) == pytest.approx(4.0)
+    assert block_pattern_ratio(ramp.T) == pytest.approx(4.0)  # rows count as well as columns
+
+
+def test_linear_fit_edges():
+    gt = np.array([[4.0, 8.0, 12.0, 16.0, 20.0]])
+    pred = 0.5 * gt + 3.0
+    pred[0, 4] = np.nan  # a non-finite prediction is left out, not fitted
+    assert linear_fit(pred[None, None], gt) == pytest.approx((0.5, 3.0))
+    outlier = pred.copy()
+    outlier[0, 3] = 100.0
+    valid = np.array([[True, True, True, False, True]])
+    assert linear_fit(outlier, gt, valid) == pytest.approx((0.5, 3.0))
+    assert linear_fit(pred[:, :2], gt[:, :2]) == pytest.approx((0.5, 3.0))  # two pixels are enough
+    with pytest.raises(EdgeStereoError, match="linear fit needs at least two valid pixels"):
+        linear_fit(pred[:, :1], gt[:, :1])
+
+
+def test_occlusion_edges():
+    # x = 1 lands at 0; its right neighbour lands at 0 − 0.5 (exactly the tolerance: visible) or 0 − 0.3
+    assert not occluded_in_right_view(np.array([[1.0, 1.0, 2.5]]))[0, 1]
+    assert not occluded_in_right_view(np.array([[1.0, 1.0, 2.3]]))[0, 1]
+    assert occluded_in_right_view(np.array([[1.0, 1.0, 2.6]]))[0, 1]
+    d = np.array([[1.0, 1, 1, 1, 5, 5, 5]])
+    expected = [[False, True, True, True, False, False, False]]
+    assert occluded_in_right_view(d[None]).tolist() == expected
+    unknown = d.copy()
+    unknown[0, 5:] = np.nan  # unknown pixels never occlude
+    assert occluded_in_right_view(unknown).tolist() == [[False, True, True, True, False, False, False]]
+    unknown[0, 4] = np.nan
+    assert not occluded_in_right_view(unknown).any()
