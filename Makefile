@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,5 +27,14 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
+# Mutation testing of ops/ and evaluation/metrics.py ([tool.mutmut] in pyproject.toml; docs/testing.md).
+# mutmut runs the tests in mutants/: PYTHONPATH=src makes them import the mutated copy there, not .venv's
+# editable install of this checkout.
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet 'mutmut>=3.8,<4'
+	rm -rf mutants
+	PYTHONPATH=src $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) mutants .pytest_cache .ruff_cache

@@ -118,3 +118,19 @@ def test_the_transposed_convolution_op_adds_its_bias_on_both_paths():
     deployed = slices_to_volume(op(volume_to_slices(volume), weight, bias, (2, 2, 2), (1, 1, 1), (1, 1, 1)), 3)
     torch.testing.assert_close(reference, expected)
     torch.testing.assert_close(deployed, expected)
+
+
+def test_disparity_maps_use_the_width_and_fill_unreachable_disparities_with_zeros():
+    # fewer channels than disparities (a width read from the wrong axis would zero d ≥ C)
+    reference = _rand(1, 2, 3, 8)
+    target = reference.flip(-1)
+    maps = difference_maps(reference, target, 4)
+    torch.testing.assert_close(maps[3][..., 3:], reference[..., 3:] - target[..., :-3])
+    assert maps[3][..., 3:].abs().sum() > 0 and (maps[3][..., :3] == 0).all()
+    narrow = difference_maps(_rand(1, 2, 3, 1), _rand(1, 2, 3, 1) + 1.0, 3)  # a 1-px wide map: d = 1, 2 unreachable
+    assert [float(m.abs().sum()) > 0 for m in narrow] == [True, False, False]
+
+
+def test_a_fresh_op_is_on_its_reference_path_and_says_so():
+    op = Correlation1d(4)
+    assert op.deploy_mode is False and "deploy=False" in repr(op)
