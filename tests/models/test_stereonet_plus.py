@@ -97,7 +97,7 @@ def test_superpixel_upsampling_keeps_a_constant_disparity(monkeypatch):
 #: quantized tensors through (Slice, Pad, Concat, Resize); a new op type must be looked at before it
 #: is added here.
 QDQ_FRIENDLY_OPS = {
-    "Add", "Concat", "Conv", "ConvTranspose", "Div", "Exp", "LeakyRelu", "Mul", "Pad", "ReduceMax",
+    "Add", "Concat", "Conv", "ConvTranspose", "Div", "Exp", "LeakyRelu", "Max", "Mul", "Pad", "ReduceMax",
     "ReduceMean", "ReduceSum", "Relu", "Resize", "Slice", "Sub",
 }
 

@@ -15,7 +15,7 @@ VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
 PARAMETERS = {"stereonet-plus2": 317_813, "stereonet-plus2-small": 148_909}
 #: ops an int8 QDQ graph carries (as for v1, plus Abs for the local cost's hat kernel)
 QDQ_FRIENDLY_OPS = {
-    "Abs", "Add", "Concat", "Conv", "Div", "Exp", "LeakyRelu", "Mul", "Pad", "ReduceMax", "ReduceMean",
+    "Abs", "Add", "Concat", "Conv", "Div", "Exp", "LeakyRelu", "Max", "Mul", "Pad", "ReduceMax", "ReduceMean",
     "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Transpose",
 }
 

@@ -57,3 +57,16 @@ def test_errors_name_the_shapes():
         correlation_volume_shift(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 5), 2)
     with pytest.raises(EdgeStereoError, match="at least one"):
         Correlation1d(0)
+
+
+def test_deploy_graph_takes_the_channel_mean_as_a_convolution(tmp_path):
+    # ReduceMeans of the D products are merged by the RK3588 compiler into a batched matrix product
+    # whose int8 form overflows a register field; the deploy twin uses 1×1 convolutions instead.
+    import onnx
+
+    module = Correlation1d(5)
+    module.switch_to_deploy()
+    path = tmp_path / "correlation.onnx"
+    torch.onnx.export(module, tuple(torch.randn(2, 1, 4, 3, 9)), str(path), dynamo=False, opset_version=17)
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "ReduceMean" not in ops and ops.count("Conv") == 5

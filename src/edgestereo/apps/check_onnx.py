@@ -7,6 +7,9 @@ profiles:
   npu4d     every tensor at most 4-D; no GridSample, Einsum, Scatter/ScatterND/ScatterElements,
             NonZero, Loop, If; only standard ONNX operators; no dynamic dimension
   tensorrt  every operator on TensorRT's ONNX operator list (TensorRT 10), opset 9-20, static shapes
+  rknn      the Rockchip RK3588 NPU (rknn-toolkit2): its ONNX operator list, opset 12-19, static shapes,
+            documented kernel/stride/pad, Resize, Softmax, Slice, Pad and tensor-extent limits, and the
+            operators its 2.5 compiler was seen to leave on the CPU ("Unknown op target")
   generic   ONNX Runtime (CPU) can build a session for it
 
 exit status: 0 fits the profile and the stereo contract, 1 violations or another I/O, 2 not an ONNX file.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "check an ONNX file against a target profile (npu4d, tensorrt, generic)"
+HELP = "check an ONNX file against a target profile (npu4d, tensorrt, rknn, generic)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "export": "edgestereo.apps.export",
     "check-onnx": "edgestereo.apps.check_onnx",
     "quantize": "edgestereo.apps.quantize",
+    "compile": "edgestereo.apps.compile",
     "bench": "edgestereo.apps.bench",
     "models": "edgestereo.apps.list_models",
     "sample": "edgestereo.apps.sample",

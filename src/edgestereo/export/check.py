@@ -8,7 +8,7 @@ stereo I/O contract edgestereo's runtimes need (:data:`~edgestereo.runtime.onnx_
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +17,10 @@ from edgestereo.export.profiles import ExportProfile, get_profile
 from edgestereo.runtime.onnx_file import STEREO_CONTRACT, TensorInfo, graph_io, load_onnx, stereo_io_problems
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
-__all__ = ["CheckReport", "Violation", "check_onnx"]
+__all__ = ["CheckReport", "NodeFacts", "Violation", "check_onnx"]
 
 _STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -95,6 +96,45 @@ class CheckReport:
             lines.append(f"result      {len(self.violations)} violation(s) of {self.profile}:")
             lines.extend(f"  {v}" for v in self.violations)
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One node with what shape inference and the graph's constants say about it, for the node rules
+    of a profile (:attr:`ExportProfile.node_rules`)."""
+
+    node: onnx.NodeProto
+    shapes: Mapping[str, list[str] | None]
+    constants: Mapping[str, onnx.TensorProto]
+
+    def attribute(self, name: str) -> object:
+        """The value of attribute ``name`` (int, float, bytes, list …), or None when it is not set."""
+        import onnx
+
+        found = next((a for a in self.node.attribute if a.name == name), None)
+        return onnx.helper.get_attribute_value(found) if found is not None else None
+
+    def _shape(self, names: Sequence[str], index: int) -> list[int | str] | None:
+        if index >= len(names) or not names[index]:
+            return None
+        dims = self.shapes.get(names[index])
+        return None if dims is None else [int(d) if d.isdigit() else d for d in dims]
+
+    def input_shape(self, index: int) -> list[int | str] | None:
+        """Dimensions of input ``index`` (ints where static), or None when unknown or absent."""
+        return self._shape(self.node.input, index)
+
+    def output_shape(self, index: int) -> list[int | str] | None:
+        """Dimensions of output ``index`` (ints where static), or None when unknown."""
+        return self._shape(self.node.output, index)
+
+    def constant(self, index: int) -> np.ndarray | None:
+        """The value of input ``index`` when it is an initializer or a Constant's output, else None."""
+        from onnx import numpy_helper
+
+        if index >= len(self.node.input) or self.node.input[index] not in self.constants:
+            return None
+        return numpy_helper.to_array(self.constants[self.node.input[index]])
 
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
@@ -207,6 +247,19 @@ def _ort_problem(proto: onnx.ModelProto, path: Path | None) -> str | None:
     return None
 
 
+def _constants(proto: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
+    """Initializers and Constant outputs (with a ``value`` tensor) of every graph, by name."""
+    constants: dict[str, onnx.TensorProto] = {}
+    for graph in _graphs(proto.graph):
+        constants.update((init.name, init) for init in graph.initializer)
+        for node in graph.node:
+            if node.op_type == "Constant" and node.domain in _STANDARD_DOMAINS and node.output:
+                value = next((a.t for a in node.attribute if a.name == "value"), None)
+                if value is not None:
+                    constants[node.output[0]] = value
+    return constants
+
+
 def _opset(proto: onnx.ModelProto) -> int:
     return next((o.version for o in proto.opset_import if o.domain in _STANDARD_DOMAINS), 0)
 
@@ -224,7 +277,7 @@ def _operator_problem(node: onnx.NodeProto, target: ExportProfile) -> str | None
 
 
 def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> CheckReport:
-    """Check an ONNX file or ModelProto against ``profile`` ("npu4d", "tensorrt", "generic").
+    """Check an ONNX file or ModelProto against ``profile`` ("npu4d", "tensorrt", "rknn", "generic").
 
     Raises :class:`~edgestereo.errors.EdgeStereoError` for an unknown profile or a file that is
     not ONNX; everything wrong *inside* the graph is a :class:`Violation` in the report.
@@ -250,12 +303,16 @@ def check_onnx(model: str | Path | onnx.ModelProto, profile: str = "npu4d") -> C
     tensors = _Collector(inferred)
 
     histogram: Counter[str] = Counter()
+    constants = _constants(inferred) if target.node_rules else {}
     for graph in _graphs(inferred.graph):
         for index, node in enumerate(graph.node):
             histogram[_op_key(node)] += 1
             problem = _operator_problem(node, target)
             if problem:
                 violations.append(Violation(_node_label(node, index), problem))
+            facts = NodeFacts(node, tensors.shapes, constants)
+            violations.extend(Violation(_node_label(node, index), reason)
+                              for rule in target.node_rules if (reason := rule(facts)))
 
     if target.opsets is not None and not target.opsets[0] <= opset <= target.opsets[1]:
         violations.append(Violation("model", f"opset {opset} is outside what {target.target} parses "

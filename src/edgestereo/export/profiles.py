@@ -6,14 +6,23 @@ and what :func:`~edgestereo.export.check.check_onnx` holds a graph to.
   the standard ONNX domain, no dynamic dimension. QuantizeLinear/DequantizeLinear are fine.
 * ``tensorrt`` — every operator on TensorRT's ONNX support list (:data:`TENSORRT_OPS`), opset within
   what TensorRT parses, static shapes.
+* ``rknn`` — the Rockchip RK3588 NPU (rknn-toolkit2): the operators, opsets and per-operator limits
+  its documents list, and what its 2.5 compiler was seen to leave on the CPU
+  (:mod:`edgestereo.export.rknn_limits`); static shapes; the deploy path.
 * ``generic`` — whatever ONNX Runtime (CPU) can build a session for.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.export.rknn_limits import RKNN_NODE_RULES, RKNN_OPS, RKNN_OPSETS
+
+if TYPE_CHECKING:
+    from edgestereo.export.check import NodeFacts
 
 __all__ = ["NPU4D_BANNED_OPS", "PROFILES", "TENSORRT_OPS", "ExportProfile", "get_profile"]
 
@@ -53,6 +62,8 @@ class ExportProfile:
     listed by ``allowed_ops_source``. standard_domain_only: refuse operators outside the ONNX domain.
     static_shapes: refuse dynamic dimensions and tensors of unknown rank. opsets: the opset range the
     target parses. onnxruntime_session: ONNX Runtime (CPU) must build a session for the graph.
+    node_rules: functions of a node's facts (:class:`~edgestereo.export.check.NodeFacts`) that return
+    why the target refuses it, or None: attribute and shape limits.
     """
 
     name: str
@@ -67,6 +78,7 @@ class ExportProfile:
     static_shapes: bool = False
     opsets: tuple[int, int] | None = None
     onnxruntime_session: bool = False
+    node_rules: tuple[Callable[[NodeFacts], str | None], ...] = ()
 
 
 #: target profiles by name; the first is the default of every command.
@@ -75,6 +87,9 @@ PROFILES: dict[str, ExportProfile] = {profile.name: profile for profile in (
                   standard_domain_only=True, static_shapes=True),
     ExportProfile("tensorrt", "TensorRT", allowed_ops=TENSORRT_OPS, allowed_ops_source="TensorRT's ONNX operator list",
                   static_shapes=True, opsets=(9, 20)),
+    ExportProfile("rknn", "the RK3588 NPU", deploy_path=True, allowed_ops=RKNN_OPS,
+                  allowed_ops_source="RKNN-Toolkit2's ONNX operator list", standard_domain_only=True,
+                  static_shapes=True, opsets=RKNN_OPSETS, node_rules=RKNN_NODE_RULES),
     ExportProfile("generic", "ONNX Runtime", onnxruntime_session=True),
 )}
 

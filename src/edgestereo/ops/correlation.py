@@ -5,8 +5,13 @@ Two twins build the same ``(B,D,H,W)`` volume:
 - :func:`correlation_volume_reference`: one broadcast product over a ``(B,C,H,D,W)`` window view,
   short to read and one kernel on a GPU;
 - :func:`correlation_volume_shift`: one zero pad, then per candidate a slice, a product and a channel
-  mean, concatenated. Every tensor stays 4-D and every op (Pad, Slice, Mul, ReduceMean, Concat) is
-  one that NPU compilers and int8 QDQ graphs carry (AANet's and CoEx's export-friendly volume).
+  mean, concatenated. Every tensor stays 4-D and every op (Pad, Slice, Mul, Conv, Concat) is one
+  that NPU compilers and int8 QDQ graphs carry (AANet's and CoEx's export-friendly volume).
+
+The channel mean of the deploy twin is a 1×1 convolution with weights 1/C, not ReduceMean: the RK3588
+compiler (rknn-toolkit2 2.5) merges the D parallel ReduceMeans into one batched matrix product, whose
+int8 form overflows a 13-bit register field at 1/8 of 384×640 ("REGTASK: The bit width of field
+value exceeds the limit"); the convolutions it compiles as they are. ONNX Runtime runs both alike.
 
 Entry ``d`` at column ``x`` is ``mean_c left[c, y, x] · right[c, y, x - d]``, and 0 where
 ``x - d`` falls left of the image.
@@ -53,7 +58,8 @@ def correlation_volume_shift(left: Tensor, right: Tensor, num_disp: int) -> Tens
     """left, right: (B,C,H,W) features → (B,D,H,W) correlation, with rank ≤ 4 tensors only.
 
     The right view is zero-padded once by D-1 columns on the left; candidate d is then a slice of it,
-    a product with the left view and a channel mean (the padding makes the product 0 where x < d).
+    a product with the left view and a channel mean as a 1×1 convolution (the padding makes the
+    product 0 where x < d).
 
     >>> left = torch.ones(1, 2, 1, 4)
     >>> torch.equal(correlation_volume_shift(left, 2 * left, 3), correlation_volume_reference(left, 2 * left, 3))
@@ -62,7 +68,8 @@ def correlation_volume_shift(left: Tensor, right: Tensor, num_disp: int) -> Tens
     _check_features(left, right, num_disp)
     width = left.shape[-1]
     padded = F.pad(right, (num_disp - 1, 0))
-    costs = [(left * padded[..., num_disp - 1 - d : num_disp - 1 - d + width]).mean(1, keepdim=True)
+    mean = torch.full((1, left.shape[1], 1, 1), 1.0 / left.shape[1], dtype=left.dtype, device=left.device)
+    costs = [F.conv2d(left * padded[..., num_disp - 1 - d : num_disp - 1 - d + width], mean)
              for d in range(num_disp)]
     return torch.cat(costs, 1)
 

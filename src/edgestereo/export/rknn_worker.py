@@ -1,0 +1,68 @@
+"""Build an RKNN file and run it in the toolkit's simulator: the half of ``edgestereo compile`` that
+runs inside the rknn-toolkit2 environment (``make rknn-env``), as a script of its own.
+
+It imports only the standard library, numpy and rknn-toolkit2, never edgestereo (whose environment
+rknn-toolkit2's pinned torch/numpy/onnx cannot share). Usage: ``python rknn_worker.py REQUEST.json``.
+The request (JSON) names the ONNX file, the target platform, the file to write, ``int8`` with a
+calibration list in rknn's dataset format (one line per pair: ``left.npy right.npy``, each
+(1,3,H,W) float32), and probe pairs (``[left.npy, right.npy]``) whose simulator outputs are saved
+as .npy files (disparity, float32 pixels). The answer (JSON, ``result`` path of the request) holds
+the build time in seconds, the toolkit version and, on failure, the stage that failed. The toolkit
+prints its log (verbose, with the layer table that says which op runs on the CPU or NPU) to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from importlib import metadata
+
+
+def _answer(path: str, **fields: object) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(fields, handle)
+
+
+def main(request_path: str) -> int:
+    """Run one request; 0 on success, 1 when a toolkit stage failed (named in the answer)."""
+    import numpy as np
+    from rknn.api import RKNN
+
+    with open(request_path, encoding="utf-8") as handle:
+        request = json.load(handle)
+    result = request["result"]
+    rknn = RKNN(verbose=True)
+    version = metadata.version("rknn-toolkit2")
+    zeros, ones = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
+    rknn.config(target_platform=request["target"], mean_values=[zeros, zeros], std_values=[ones, ones],
+                quantized_algorithm=request.get("quantized_algorithm", "normal"))
+    if rknn.load_onnx(model=request["onnx"]) != 0:
+        _answer(result, ok=False, stage="load_onnx", toolkit=version)
+        return 1
+    start = time.perf_counter()
+    status = rknn.build(do_quantization=bool(request["int8"]), dataset=request.get("dataset"))
+    build_s = time.perf_counter() - start
+    if status != 0:
+        _answer(result, ok=False, stage="build", build_s=build_s, toolkit=version)
+        return 1
+    if rknn.export_rknn(request["out"]) != 0:
+        _answer(result, ok=False, stage="export_rknn", build_s=build_s, toolkit=version)
+        return 1
+    if rknn.init_runtime() != 0:  # no target: the simulator
+        _answer(result, ok=False, stage="init_runtime", build_s=build_s, toolkit=version)
+        return 1
+    start = time.perf_counter()
+    for (left_path, right_path), output_path in zip(request["probes"], request["outputs"]):
+        outputs = rknn.inference(inputs=[np.load(left_path), np.load(right_path)], data_format="nchw")
+        if outputs is None:
+            _answer(result, ok=False, stage="inference", build_s=build_s, toolkit=version)
+            return 1
+        np.save(output_path, np.asarray(outputs[0], dtype=np.float32))
+    rknn.release()
+    _answer(result, ok=True, build_s=build_s, simulate_s=time.perf_counter() - start, toolkit=version)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

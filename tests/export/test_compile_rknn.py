@@ -1,0 +1,67 @@
+"""edgestereo compile --target rk3588: the toolkit-log parser and the missing environment in the default
+run; a real build in the simulator (slow) where the rknn-toolkit2 environment (`make rknn-env`) exists."""
+
+from pathlib import Path
+
+import pytest
+
+from edgestereo.apps.cli import main
+from edgestereo.errors import EdgeStereoError
+from edgestereo.export.rknn import find_rknn_python, parse_rknn_log
+
+_LOG = """I rknn-toolkit2 version: 2.5.0
+\x1b[1;33mW\x1b[0m \x1b[1;33mbuild: Not support convert to softmax in opset15!\x1b[0m
+E RKNN: [04:45:54.969] Unkown op target: 0
+E RKNN: [04:45:54.994] Unkown op target: 0
+D RKNN: [04:46:04.659] ID   OpType             DataType Target InputShape     OutputShape
+D RKNN: [04:46:04.659] 0    InputOperator      FLOAT16  CPU    \\              (1,3,384,640)
+D RKNN: [04:46:04.659] 2    Conv               FLOAT16  NPU    (1,3,384,640)  (1,3,384,640)
+D RKNN: [04:46:04.659] 123  ReduceMax          FLOAT16  CPU    (1,4,384,640)  (1,1,384,640)
+D RKNN: [04:46:04.659] 126  Exp                FLOAT16  CPU    (1,4,384,640)  (1,4,384,640)
+W RKNN: [04:46:04.545] Warning: Tensor /a need parameter qtype, type is set to float16 by default!
+I OpFusing 0:  12%|█████▌   | 12/100\rI OpFusing 0: 100%|██████| 100/100
+"""
+
+
+def test_parse_rknn_log_counts_cpu_ops_and_messages():
+    cpu, npu, messages = parse_rknn_log(_LOG)
+    assert cpu == {"ReduceMax": 1, "Exp": 1} and npu == 1
+    assert messages == {"E Unkown op target: 0": 2, "W Not support convert to softmax in opset15!": 1}
+
+
+def test_a_missing_environment_names_the_command_that_creates_it(tmp_path, capsys):
+    with pytest.raises(EdgeStereoError, match="make rknn-env"):
+        find_rknn_python(tmp_path / "nothing")
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"")
+    assert main(["compile", str(onnx_file), "--out", str(tmp_path / "m.rknn"), "--rknn-env", str(tmp_path)]) == 2
+    assert "make rknn-env" in capsys.readouterr().err
+    assert not (tmp_path / "m.rknn").exists()
+
+
+def _rknn_python():
+    try:
+        return find_rknn_python()
+    except EdgeStereoError:
+        return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_rknn_python() is None, reason="no rknn-toolkit2 environment (make rknn-env)")
+def test_default_model_compiles_without_cpu_fallback(tmp_path, capsys):
+    onnx_file, rknn_file = tmp_path / "default.onnx", tmp_path / "default.rknn"
+    assert main(["export", "--height", "96", "--width", "160", "--out", str(onnx_file)]) == 0
+    assert main(["compile", str(onnx_file), "--target", "rk3588", "--out", str(rknn_file)]) == 0
+    out = capsys.readouterr().out
+    assert rknn_file.stat().st_size > 0
+    parity = next(line for line in out.splitlines() if line.startswith("parity"))
+    mean = float(parity.split("mean |Δ| ")[1].split(" px")[0])
+    assert mean <= 0.05, out
+    # the deploy ops keep the compiler from its CPU fallbacks and their errors
+    assert "Unkown op target" not in out and "softmax in opset15" not in out and "REGTASK" not in out
+    assert "ReduceMax" not in next(line for line in out.splitlines() if line.startswith("ops"))
+    # a bound the simulator cannot meet: refused, exit 1, nothing written
+    refused = tmp_path / "refused.rknn"
+    assert main(["compile", str(onnx_file), "--out", str(refused), "--tolerance", "1e-9"]) == 1
+    assert "refused" in capsys.readouterr().err and not refused.exists()
+    assert not list(Path(tmp_path).glob(".refused*"))
