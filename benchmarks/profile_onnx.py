@@ -2,8 +2,8 @@
 
 Exports the model's npu4d graph (or takes ``--onnx``), runs it with ONNX Runtime's profiler on a random
 pair (one warm-up run, then ``--runs`` profiled runs), and prints the kernel time per frame of each
-module group (the first ``--depth`` parts of the node names, as ``edgestereo quantize --analyze``
-groups them) and of each operator type, with its share of the summed kernel time. Kernel times add
+module group (the first ``--depth`` parts of the node names' module paths, as ``edgestereo quantize
+--analyze`` groups them) and of each operator type, with its share of the summed kernel time. Kernel times add
 up to a little less than the frame's latency (the rest is the session's own work between nodes).
 
 usage:
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -26,7 +27,6 @@ import onnxruntime as ort
 
 from edgestereo.export.exporter import export_onnx
 from edgestereo.models import create_model
-from edgestereo.quant.ptq import layer_groups
 from edgestereo.runtime.benchmark import environment
 
 
@@ -60,6 +60,18 @@ def profile(path: Path, runs: int, threads: int) -> tuple[dict[str, float], dict
             kernel_us[node] += event["dur"] / runs
             op_types[node] = event["args"].get("op_name", "?")
     return kernel_us, op_types, float(np.median([f["dur"] for f in frames[1:]])) / 1000
+
+
+def group_of(node: str, depth: int) -> str:
+    """The module group of a profiled node: the first ``depth`` parts of its module path. ONNX Runtime
+    renames the nodes it rewrites after their output (``…/Conv_output_0_nchwc``) or the fusion
+    (``…/Slice_1/GatherSliceToSplitFusion``); nodes it adds have no path at all."""
+    if not node.startswith("/"):
+        return "(added by ONNX Runtime)"
+    name = re.sub(r"(_output_\d+)?_nchwc$", "", node)
+    name = re.sub(r"/\w+Fusion$", "", name)
+    modules = [part for part in name.split("/") if part][:-1]  # the last part is the operator
+    return "/" + "/".join(modules[:depth]) if modules else "(top level)"
 
 
 def shares(times: dict[str, float], title: str) -> str:
@@ -96,11 +108,10 @@ def main() -> None:
             path = Path(work) / args.onnx.name
             path.write_bytes(args.onnx.read_bytes())
         kernel_us, op_types, frame_ms = profile(path, args.runs, args.threads)
-        group_of = {node: group for group, nodes in layer_groups(path, args.depth).items() for node in nodes}
     by_group: dict[str, float] = defaultdict(float)
     by_op: dict[str, float] = defaultdict(float)
     for node, us in kernel_us.items():
-        by_group[group_of.get(node, "(added by ONNX Runtime)")] += us
+        by_group[group_of(node, args.depth)] += us
         by_op[op_types[node]] += us
     print(f"{args.model or args.onnx}: median frame {frame_ms:.1f} ms over {args.runs} profiled runs, "
           f"kernels {sum(kernel_us.values()) / 1000:.1f} ms\n")

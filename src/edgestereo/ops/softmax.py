@@ -1,8 +1,8 @@
 """Softmax over the channels of a (B,C,H,W) map, and its elementwise twin.
 
-ONNX Runtime runs ``Softmax(axis=1)`` on NCHW by transposing the channels last and back; for a
-handful of channels at full resolution that costs more than the convolutions around it (about a
-third of StereoNetPlus's CPU time at 384×640). The deploy twin writes the same function as
+ONNX Runtime runs ``Softmax(axis=1)`` on NCHW by transposing the channels last and back: for a
+handful of channels at full resolution, extra passes over the largest tensors of the frame. The
+deploy twin writes the same function as
 a channel maximum, Sub, Exp, ReduceSum and Div: elementwise passes that every runtime and NPU carries,
 with the maximum subtracted for the same numerical range as the fused op.
 
