@@ -1,7 +1,8 @@
 """Deploy to an NPU, measured: the same export in ONNX Runtime (fp32), OpenVINO CPU (fp32) and compiled
 for the Rockchip RK3588 (rknn-toolkit2, fp16 and int8) and run in the toolkit's simulator.
 
-Per model one table: build time (RKNN), CPU latency (ONNX Runtime, OpenVINO; median of --runs at
+Per model one table (with int8, also ONNX Runtime's QDQ int8 graph calibrated on the same pairs, the
+level RKNN int8 is compared with): build time (RKNN), CPU latency (ONNX Runtime, OpenVINO; median of --runs at
 --threads threads; the simulator's time says nothing about the NPU and is not shown), mean / max |Δ|
 of the disparity against ONNX Runtime fp32 on the first synthetic calibration pair (pixels), EPE over
 --eval pairs of the synthetic validation split, and the operators the compiler left on the CPU. The
@@ -30,7 +31,7 @@ from edgestereo import DEFAULT_MODEL
 from edgestereo.evaluation.metrics import disparity_metrics
 from edgestereo.export import export_onnx
 from edgestereo.export.rknn import build_rknn, find_rknn_python
-from edgestereo.quant.ptq import calibration_feeds
+from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
 from edgestereo.quant.scoring import load_samples
 from edgestereo.runtime.factory import create_predictor, load_network
 
@@ -108,6 +109,14 @@ def bench(name: str, size: tuple[int, int], args: argparse.Namespace, python: Pa
         outputs = [openvino.run_tensors(*pair) for pair in probes]
         print(f"| OpenVINO CPU fp32 | – | {latency_ms(openvino, *probes[0], args.runs):.1f} ms | "
               f"{delta(outputs[0], reference[0])} | {epe(outputs[1:], evaluation):.3f} | – |")
+        if int8:  # the ONNX Runtime QDQ path on the same calibration pairs: the level RKNN int8 is held to
+            qdq_file = Path(work) / "model.qdq.onnx"
+            quantize_onnx(onnx_file, qdq_file, calibration_feeds(calibration, height, width), QuantizeOptions())
+            qdq = create_predictor(onnx=qdq_file, device="cpu", threads=args.threads)
+            outputs = [qdq.run_tensors(*pair) for pair in probes]
+            print(f"| ONNX Runtime int8 (QDQ, per tensor, same calibration) | – | "
+                  f"{latency_ms(qdq, *probes[0], args.runs):.1f} ms | {delta(outputs[0], reference[0])} | "
+                  f"{epe(outputs[1:], evaluation):.3f} | – |")
         for precision in ("fp16", "int8") if int8 else ("fp16",):
             build = build_rknn(onnx_file, Path(work) / f"model.{precision}.rknn", python, probes=probes,
                                calibration=feeds if precision == "int8" else ())
