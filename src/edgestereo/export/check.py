@@ -8,16 +8,16 @@ stereo I/O contract edgestereo's runtimes need (:data:`~edgestereo.runtime.onnx_
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgestereo.export.node_facts import NodeFacts
 from edgestereo.export.profiles import ExportProfile, get_profile
 from edgestereo.runtime.onnx_file import STEREO_CONTRACT, TensorInfo, graph_io, load_onnx, stereo_io_problems
 
 if TYPE_CHECKING:
-    import numpy as np
     import onnx
 
 __all__ = ["CheckReport", "NodeFacts", "Violation", "check_onnx"]
@@ -96,45 +96,6 @@ class CheckReport:
             lines.append(f"result      {len(self.violations)} violation(s) of {self.profile}:")
             lines.extend(f"  {v}" for v in self.violations)
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class NodeFacts:
-    """One node with what shape inference and the graph's constants say about it, for the node rules
-    of a profile (:attr:`ExportProfile.node_rules`)."""
-
-    node: onnx.NodeProto
-    shapes: Mapping[str, list[str] | None]
-    constants: Mapping[str, onnx.TensorProto]
-
-    def attribute(self, name: str) -> object:
-        """The value of attribute ``name`` (int, float, bytes, list …), or None when it is not set."""
-        import onnx
-
-        found = next((a for a in self.node.attribute if a.name == name), None)
-        return onnx.helper.get_attribute_value(found) if found is not None else None
-
-    def _shape(self, names: Sequence[str], index: int) -> list[int | str] | None:
-        if index >= len(names) or not names[index]:
-            return None
-        dims = self.shapes.get(names[index])
-        return None if dims is None else [int(d) if d.isdigit() else d for d in dims]
-
-    def input_shape(self, index: int) -> list[int | str] | None:
-        """Dimensions of input ``index`` (ints where static), or None when unknown or absent."""
-        return self._shape(self.node.input, index)
-
-    def output_shape(self, index: int) -> list[int | str] | None:
-        """Dimensions of output ``index`` (ints where static), or None when unknown."""
-        return self._shape(self.node.output, index)
-
-    def constant(self, index: int) -> np.ndarray | None:
-        """The value of input ``index`` when it is an initializer or a Constant's output, else None."""
-        from onnx import numpy_helper
-
-        if index >= len(self.node.input) or self.node.input[index] not in self.constants:
-            return None
-        return numpy_helper.to_array(self.constants[self.node.input[index]])
 
 
 def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:

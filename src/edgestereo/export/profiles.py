@@ -22,7 +22,7 @@ from edgestereo.errors import EdgeStereoError
 from edgestereo.export.rknn_limits import RKNN_NODE_RULES, RKNN_OPS, RKNN_OPSETS
 
 if TYPE_CHECKING:
-    from edgestereo.export.check import NodeFacts
+    from edgestereo.export.node_facts import NodeFacts
 
 __all__ = ["NPU4D_BANNED_OPS", "PROFILES", "TENSORRT_OPS", "ExportProfile", "get_profile"]
 
@@ -62,7 +62,7 @@ class ExportProfile:
     listed by ``allowed_ops_source``. standard_domain_only: refuse operators outside the ONNX domain.
     static_shapes: refuse dynamic dimensions and tensors of unknown rank. opsets: the opset range the
     target parses. onnxruntime_session: ONNX Runtime (CPU) must build a session for the graph.
-    node_rules: functions of a node's facts (:class:`~edgestereo.export.check.NodeFacts`) that return
+    node_rules: functions of a node's facts (:class:`~edgestereo.export.node_facts.NodeFacts`) that return
     why the target refuses it, or None: attribute and shape limits.
     """
 

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edgestereo.export.check import NodeFacts
+    from edgestereo.export.node_facts import NodeFacts
 
 __all__ = ["RKNN_NODE_RULES", "RKNN_OPS", "RKNN_OPSETS"]
 
