@@ -37,7 +37,7 @@ import torch
 
 from edgestereo.export.exporter import export_onnx
 from edgestereo.models import create_model
-from edgestereo.runtime.benchmark import environment, random_pair
+from edgestereo.runtime.benchmark import calibrate_batchnorm, environment, random_pair
 from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
 
@@ -86,19 +86,6 @@ def _delta(output: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return float(diff.mean()), float(diff.max())
 
 
-def _calibrate_batchnorm(model: torch.nn.Module, left: torch.Tensor, right: torch.Tensor) -> None:
-    """Batch-norm statistics of the benchmark pair: freshly initialised ones leave a random network's
-    softmax saturated, and then every path agrees trivially and the |Δ| columns mean nothing."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(left, right)
-    model.eval()
-
-
 def bench_model(name: str, disparities: int, height: int, width: int, args: argparse.Namespace,
                 bf16: bool) -> list[Row]:
     torch.manual_seed(0)
@@ -106,7 +93,7 @@ def bench_model(name: str, disparities: int, height: int, width: int, args: argp
     left_np, right_np = random_pair(height, width)
     left = torch.from_numpy(left_np).permute(2, 0, 1)[None].float()
     right = torch.from_numpy(right_np).permute(2, 0, 1)[None].float()
-    _calibrate_batchnorm(model, left, right)
+    calibrate_batchnorm(model, left, right)
     rows: list[Row] = []
     reference = None
     for path_name, deploy in (("reference (5-D)", False), ("deploy (4-D)", True)):

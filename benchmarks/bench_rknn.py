@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.evaluation.metrics import disparity_metrics
@@ -33,7 +32,8 @@ from edgestereo.export import export_onnx
 from edgestereo.export.rknn import build_rknn, find_rknn_python
 from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
 from edgestereo.quant.scoring import load_samples
-from edgestereo.runtime.factory import create_predictor, load_network
+from edgestereo.runtime.benchmark import benchmark_network
+from edgestereo.runtime.factory import create_predictor
 
 _FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
@@ -52,20 +52,6 @@ def cpu_label() -> str:
     except OSError:
         pass
     return f"{name} ({', '.join(f for f in _FLAGS if f in flags) or 'no AVX2'})"
-
-
-def network(name: str, iters: int):
-    """The default model with its packaged weights, any other with seeded random weights and warmed BatchNorm."""
-    if name == DEFAULT_MODEL:
-        return load_network(name)
-    torch.manual_seed(0)
-    model = load_network(name, random_weights=True, config={"iters": iters} if name.startswith("raft") else {})
-    left, right = model.example_inputs(64, 128, batch=2)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(left, right)
-    return model.eval()
 
 
 def latency_ms(predictor, left: np.ndarray, right: np.ndarray, runs: int) -> float:
@@ -92,7 +78,8 @@ def delta(got: np.ndarray, expected: np.ndarray) -> str:
 def bench(name: str, size: tuple[int, int], args: argparse.Namespace, python: Path, int8: bool) -> None:
     height, width = size
     with tempfile.TemporaryDirectory(prefix="bench-rknn-") as work:
-        onnx_file = export_onnx(network(name, args.iters), Path(work) / "model.onnx", height, width)
+        network = benchmark_network(name, {"iters": args.iters} if name.startswith("raft") else {})
+        onnx_file = export_onnx(network, Path(work) / "model.onnx", height, width)
         calibration = load_samples("synthetic", None, "train", args.calib, size, 0)
         evaluation = load_samples("synthetic", None, "val", args.eval, size, 0)
         feeds = [(f["left"], f["right"]) for f in calibration_feeds(calibration, height, width)]

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.export import export_onnx
-from edgestereo.runtime.factory import create_predictor, load_network
+from edgestereo.runtime.benchmark import benchmark_network
+from edgestereo.runtime.factory import create_predictor
 from edgestereo.runtime.openvino_predictor import native_bf16
 
 ROWS = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "auto"))
@@ -41,21 +41,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def network(name: str, iters: int):
-    """The default model with its weights, any other with seeded random weights and warmed BatchNorm."""
-    config = {"iters": iters} if name.startswith("raft") else {}
-    if name == DEFAULT_MODEL:
-        return load_network(name)
-    torch.manual_seed(0)
-    model = load_network(name, random_weights=True, config=config)
-    left, right = model.example_inputs(64, 128, batch=2)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(left, right)
-    return model.eval()
 
 
 def time_runs(predictor, left: np.ndarray, right: np.ndarray, runs: int, warmup: int) -> tuple[list[float], np.ndarray]:
@@ -90,7 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-runtimes-") as work:
         for name in args.models:
             height, width = args.raft_size if name.startswith("raft") else args.size
-            path = export_onnx(network(name, args.iters), Path(work) / f"{name}.onnx", height, width)
+            network = benchmark_network(name, {"iters": args.iters} if name.startswith("raft") else {})
+            path = export_onnx(network, Path(work) / f"{name}.onnx", height, width)
             left = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
             right = np.roll(left, -8, axis=1)
             reference = None

@@ -30,7 +30,7 @@ import torch
 from edgestereo.export.check import check_onnx
 from edgestereo.export.exporter import export_onnx
 from edgestereo.models import create_model
-from edgestereo.runtime.benchmark import environment
+from edgestereo.runtime.benchmark import calibrate_batchnorm, environment
 from edgestereo.runtime.onnx_predictor import OnnxPredictor
 
 #: model → (height, width, config) of the full run and of --quick
@@ -46,14 +46,7 @@ def calibrated(name: str, height: int, width: int, config: dict) -> torch.nn.Mod
     """Seeded random weights; every BatchNorm's statistics from the example pair (batch 2)."""
     torch.manual_seed(0)
     model = create_model(name, **config)
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(*model.example_inputs(height, width, batch=2))
-    return model.eval()
+    return calibrate_batchnorm(model, *model.example_inputs(height, width, batch=2))
 
 
 def run(model, left: torch.Tensor, right: torch.Tensor, deploy: bool) -> np.ndarray:

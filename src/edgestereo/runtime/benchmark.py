@@ -33,6 +33,8 @@ __all__ = [
     "OnnxBenchRunner",
     "TorchBenchRunner",
     "benchmark",
+    "benchmark_network",
+    "calibrate_batchnorm",
     "environment",
     "format_results",
     "peak_memory_added",
@@ -115,6 +117,44 @@ class BenchResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def calibrate_batchnorm(model: Any, left: Any, right: Any) -> Any:
+    """Give every BatchNorm of ``model`` the exact statistics of one training-mode pass on the (B,3,H,W)
+    tensors ``left``, ``right``, then switch it to eval and return it. A random network with fresh
+    statistics (mean 0, var 1) saturates its softmax, and then any two computations of it agree
+    trivially: parity figures on it mean nothing."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one batch sets the statistics exactly
+    model.train()
+    with torch.no_grad():
+        model(left, right)
+    return model.eval()
+
+
+def benchmark_network(name: str, config: dict[str, Any] | None = None) -> Any:
+    """The network the benchmark scripts time: the default model with its packaged weights, any other
+    with seeded random weights (timing does not depend on them) whose BatchNorm statistics were moved by
+    two training-mode passes on its example pair (64×128, batch 2), so outputs are not saturated."""
+    import torch
+
+    from edgestereo.api import DEFAULT_MODEL
+    from edgestereo.runtime.factory import load_network
+
+    if name == DEFAULT_MODEL:
+        return load_network(name)
+    torch.manual_seed(0)
+    model = load_network(name, random_weights=True, config=config or {})
+    left, right = model.example_inputs(64, 128, batch=2)
+    model.train()
+    with torch.no_grad():
+        for _ in range(2):
+            model(left, right)
+    return model.eval()
 
 
 def random_pair(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
