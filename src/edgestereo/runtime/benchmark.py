@@ -142,7 +142,7 @@ def benchmark_network(name: str, config: dict[str, Any] | None = None) -> Any:
     two training-mode passes on its example pair (64×128, batch 2), so outputs are not saturated."""
     import torch
 
-    from edgestereo.api import DEFAULT_MODEL
+    from edgestereo import DEFAULT_MODEL
     from edgestereo.runtime.factory import load_network
 
     if name == DEFAULT_MODEL:
