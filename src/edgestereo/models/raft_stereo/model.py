@@ -192,12 +192,14 @@ class RAFTStereo(StereoModel):
         x0 = torch.arange(width, device=net[0].device, dtype=torch.float32).view(1, 1, 1, width)
         x0 = x0.repeat(batch, 1, height, 1)
         x1 = x0
+        # (B,2,H,W) flow with y = 0 as a 1x1 convolution with weights (1, 0): no scatter, no data-dependent
+        # shape, and no Pad of the channel axis (which the RK3588 compiler runs on its CPU)
+        x_to_xy = torch.tensor([1.0, 0.0], device=x0.device, dtype=x0.dtype).view(2, 1, 1, 1)
         predictions = []
         for step in range(iters):
             x1 = x1.detach()
             corr = self.correlation.lookup(pyramid, x1)
-            # (B,2,H,W) flow with y = 0, from a pad rather than a scatter or a data-dependent shape
-            flow = F.pad(x1 - x0, (0, 0, 0, 0, 0, 1))
+            flow = F.conv2d(x1 - x0, x_to_xy)
             net, mask, delta_flow = self._step(net, context, corr, flow)
             x1 = x1 + delta_flow[:, :1]
             if every_step or step == iters - 1:
