@@ -74,6 +74,18 @@ def test_pad_of_the_channel_axis_and_softmax_axis():
         "softmax: Softmax on axis 3 (the NPU's is axis 1)"]
 
 
+def test_gather_elements_with_constant_indices_is_flagged_and_with_computed_ones_is_not():
+    gather = helper.make_node("GatherElements", ["x", "index"], ["y"], name="gather", axis=3)
+    index = _const("index", np.zeros((1, 4, 8, 2)))
+    assert _reasons(_model([gather], [1, 4, 8, 8], [1, 4, 8, 2], [index])) == [
+        "gather: GatherElements with constant indices becomes a MatMul with reshapes on the CPU (observed, "
+        "rknn-toolkit2 2.5: \"Unknown op target\", \"REGTASK\" at widths of 2048)"]
+    cast = helper.make_node("Cast", ["x"], ["computed"], name="cast", to=TensorProto.INT64)
+    slice_ = helper.make_node("Slice", ["computed", "starts", "ends", "axes"], ["index"], name="slice")
+    bounds = [_const("starts", [0]), _const("ends", [2]), _const("axes", [3])]
+    assert _reasons(_model([cast, slice_, gather], [1, 4, 8, 8], [1, 4, 8, 2], bounds)) == []
+
+
 def test_operator_list_extents_and_opset():
     abs_node = helper.make_node("Abs", ["x"], ["y"], name="abs")
     assert _reasons(_model([abs_node], [1, 4, 8, 8], [1, 4, 8, 8])) == [

@@ -6,6 +6,7 @@ from edgestereo.ops.correlation_pyramid import (
     all_pairs_correlation_broadcast,
     all_pairs_correlation_einsum,
     correlation_pyramid,
+    lookup_at_rest_features,
     lookup_gather,
     lookup_grid_sample,
     pad_pyramid,
@@ -74,6 +75,21 @@ def test_gather_lookup_equals_grid_sample(levels, radius, batch):
     reference = lookup_grid_sample(pyramid, x, radius)
     assert reference.shape == (batch, levels * (2 * radius + 1), 3, 37)
     torch.testing.assert_close(lookup_gather(pad_pyramid(pyramid), x, radius), reference, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("levels", "radius", "width"), [(4, 4, 64), (4, 4, 37), (2, 1, 5), (3, 2, 16)])
+def test_lookup_at_rest_from_features_equals_the_pyramid_lookup(levels, radius, width):
+    generator = torch.Generator().manual_seed(2)
+    fmap1, fmap2 = (torch.randn(2, 24, 3, width, generator=generator, dtype=torch.float64) for _ in range(2))
+    x = torch.arange(width, dtype=torch.float64).view(1, 1, 1, width).repeat(2, 1, 3, 1)
+    expected = lookup_grid_sample(correlation_pyramid(all_pairs_correlation_einsum(fmap1, fmap2), levels), x, radius)
+    torch.testing.assert_close(lookup_at_rest_features(fmap1, fmap2, levels, radius), expected)
+    op = CorrelationPyramid1d(levels, radius)
+    for deploy in (False, True):
+        op.switch_to_deploy(deploy)
+        torch.testing.assert_close(op.lookup_at_rest(fmap1, fmap2), expected)
+    with pytest.raises(ValueError, match=r"two \(B,C,H,W\) features of one shape, got \(2, 24, 3, 2\)"):
+        lookup_at_rest_features(fmap1[..., :2], fmap2, levels, radius)
 
 
 def test_module_switch_keeps_output_and_has_no_state():

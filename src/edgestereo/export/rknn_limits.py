@@ -160,6 +160,13 @@ def _reduce_max(facts: NodeFacts) -> str | None:
     return None
 
 
+def _gather_elements(facts: NodeFacts) -> str | None:
+    if facts.node.op_type != "GatherElements" or facts.constant(1) is None:
+        return None
+    return "GatherElements with constant indices becomes a MatMul with reshapes on the CPU (observed, " \
+           "rknn-toolkit2 2.5: \"Unknown op target\", \"REGTASK\" at widths of 2048)"
+
+
 def _extents(facts: NodeFacts) -> str | None:
     for index, name in enumerate(facts.node.output):
         shape = facts.output_shape(index)
@@ -174,5 +181,5 @@ def _extents(facts: NodeFacts) -> str | None:
 
 #: each rule: why the node does not fit the RK3588 NPU, or None.
 RKNN_NODE_RULES: tuple[Callable[[NodeFacts], str | None], ...] = (
-    _conv, _resize, _softmax, _slice, _pad, _reduce_max, _extents,
+    _conv, _resize, _softmax, _slice, _pad, _reduce_max, _gather_elements, _extents,
 )

@@ -4,8 +4,12 @@ The mask holds 9 logits per fine pixel: channel ``k*f*f + a*f + b`` weighs neigh
 3x3, zero outside the image) for the fine pixel at offset ``(a, b)`` inside its coarse cell. Values
 are multiplied by ``f`` because a displacement of one coarse pixel is ``f`` fine pixels.
 
-The reference twin is the published computation (``unfold`` and 7-D views); the deploy twin takes the
-neighbours as shifted slices of the zero-padded field and rearranges pixels with 4-D reshapes only.
+The reference twin is the published computation (``unfold`` and 7-D views). The deploy twin has no
+reshape: a depth-to-space of the mask puts every logit at its fine pixel, (B,9,f*H,f*W), the softmax runs
+over those 9 channels, and the 3x3 neighbours (shifted slices of the zero-padded field) are repeated to
+the fine grid by nearest up-sampling. The RK3588 compiler (rknn-toolkit2 2.5) keeps all of it on its NPU;
+the earlier 4-D form, whose reshapes of the mask to (B,9,f*f,H*W) are 2048 columns wide at 1/8 of
+256x512, overflowed a 13-bit register field ("REGTASK") and ran on the CPU.
 
 >>> import torch
 >>> flow, mask = torch.randn(2, 1, 6, 8), torch.randn(2, 9 * 16, 6, 8)
@@ -44,26 +48,24 @@ def convex_upsample_reference(flow: Tensor, mask: Tensor, factor: int) -> Tensor
 
 
 def convex_upsample_4d(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
-    """Deploy twin of :func:`convex_upsample_reference`; no tensor exceeds 4-D.
+    """Deploy twin of :func:`convex_upsample_reference`; no tensor exceeds 4-D and nothing is reshaped.
 
     flow (B,D,H,W) coarse pixels, mask (B,9*f*f,H,W) logits → (B,D,f*H,f*W) fine pixels.
     """
     _check(flow, mask, factor)
-    batch, channels, height, width = flow.shape
+    height, width = flow.shape[2:]
+    # channel k*f*f + a*f + b at (h, w) → channel k at (h*f + a, w*f + b): (B,9,f*H,f*W)
     # the softmax written elementwise: ONNX Runtime's Softmax on a non-last axis transposes the tensor twice
-    weights = channel_softmax_elementwise(mask.view(batch, 9, factor * factor, height * width))
+    weights = channel_softmax_elementwise(F.pixel_shuffle(mask, factor))
     outputs = []
-    for channel in range(channels):
+    for channel in range(flow.shape[1]):
         padded = F.pad(factor * flow[:, channel : channel + 1], (1, 1, 1, 1))
         # the 3x3 neighbours as shifted views, row-major as unfold lists them: exact in any precision
         neighbours = torch.cat([padded[:, :, dy : dy + height, dx : dx + width]
                                 for dy in range(3) for dx in range(3)], dim=1)  # (B,9,H,W)
-        fine = (weights * neighbours.view(batch, 9, 1, height * width)).sum(dim=1)  # (B,f*f,H*W)
-        # depth-to-space in 4-D steps: fine[b, a*f+c, h, w] → out[b, h*f+a, w*f+c]
-        fine = fine.reshape(batch * factor, factor, height, width).permute(0, 2, 3, 1)  # (B*f,H,W,f)
-        fine = fine.reshape(batch, factor, height, width * factor).permute(0, 2, 1, 3)  # (B,H,f,W*f)
-        outputs.append(fine.reshape(batch, 1, factor * height, factor * width))
-    return outputs[0] if channels == 1 else torch.cat(outputs, dim=1)
+        neighbours = F.interpolate(neighbours, scale_factor=factor, mode="nearest")  # (B,9,f*H,f*W)
+        outputs.append((weights * neighbours).sum(dim=1, keepdim=True))
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
 
 
 class ConvexUpsample(DeploySwitch):

@@ -32,6 +32,7 @@ __all__ = [
     "all_pairs_correlation_broadcast",
     "all_pairs_correlation_einsum",
     "correlation_pyramid",
+    "lookup_at_rest_features",
     "lookup_gather",
     "lookup_grid_sample",
     "pad_pyramid",
@@ -45,6 +46,13 @@ _CHANNEL_CHUNK = 32
 def _at_least_float32(tensor: Tensor) -> Tensor:
     """Half and bfloat16 up to float32 (the published "reg" volume is float32); float64 stays."""
     return tensor.float() if tensor.element_size() < 4 else tensor
+
+
+def _no_autocast(device_type: str) -> contextlib.AbstractContextManager[None]:
+    """Autocast off (meta tensors, for FLOP counting, have no autocast to turn off)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_feature_pair(fmap1: Tensor, fmap2: Tensor) -> None:
@@ -133,6 +141,40 @@ def lookup_gather(padded_pyramid: list[Tensor], x: Tensor, radius: int) -> Tenso
     return _at_least_float32(torch.cat(samples, dim=-1).permute(0, 3, 1, 2))
 
 
+def lookup_at_rest_features(fmap1: Tensor, fmap2: Tensor, num_levels: int, radius: int) -> Tensor:
+    """:func:`lookup_gather` at x = each left pixel's own column (zero disparity), from the features.
+
+    fmap1, fmap2: (B,C,H,W) → (B, L*(2r+1), H, W), level-major, equal to the lookup in the pyramid
+    to float rounding. The volume is linear in fmap2, so level ``l`` is the correlation with fmap2
+    averaged over 2**l columns; its sample points ``x / 2**l + o`` read that average nearest-upsampled
+    to W and shifted by ``o * 2**l`` columns, and the fraction of ``x / 2**l`` is a constant of the
+    column. Only Pad, Slice, Mul, a 1x1 convolution (the channel sum, weights 1/sqrt(C)) and a nearest
+    Resize: the RK3588 compiler (rknn-toolkit2 2.5) turns a GatherElements with constant indices into a
+    MatMul with reshapes that run on its CPU ("Unknown op target", "REGTASK" at 256x512).
+    """
+    if fmap1.dim() != 4 or fmap1.shape != fmap2.shape:
+        raise ValueError(f"expected two (B,C,H,W) features of one shape, got {tuple(fmap1.shape)} "
+                         f"and {tuple(fmap2.shape)}")
+    channels, width = int(fmap1.shape[1]), int(fmap1.shape[3])
+    channel_dot = torch.full((1, channels, 1, 1), 1.0 / math.sqrt(channels), dtype=fmap1.dtype, device=fmap1.device)
+    samples = []
+    right = fmap2
+    for level in range(num_levels):
+        step = 2**level
+        if level:
+            right = F.avg_pool2d(right, kernel_size=(1, 2), stride=(1, 2))
+        fine = right if step == 1 else F.interpolate(right, scale_factor=(1, step), mode="nearest")
+        # zeros outside the row, as the padded pyramid's zero columns give
+        padded = F.pad(fine, (radius * step, (radius + 1) * step + width - int(fine.shape[3])))
+        dots = [F.conv2d(fmap1 * padded[..., offset * step : offset * step + width], channel_dot)
+                for offset in range(2 * radius + 2)]  # (B,1,H,W) at floor(x / 2**l) + offset - r
+        # built from Python numbers: a constant of the traced graph
+        fraction = torch.tensor([(x % step) / step for x in range(width)], dtype=fmap1.dtype,
+                                device=fmap1.device).view(1, 1, 1, width)
+        samples += [dots[i] * (1 - fraction) + dots[i + 1] * fraction for i in range(2 * radius + 1)]
+    return torch.cat(samples, dim=1)
+
+
 class CorrelationPyramid1d(DeploySwitch):
     """The correlation as an object built once per pair and indexed every iteration.
 
@@ -155,11 +197,7 @@ class CorrelationPyramid1d(DeploySwitch):
     def build(self, fmap1: Tensor, fmap2: Tensor) -> list[Tensor]:
         """fmap1 (B,C,H,W1), fmap2 (B,C,H,W2) → pyramid of (B,H,W1,W2_l) volumes (zero-padded in W2
         on the deploy path)."""
-        device_type = fmap1.device.type
-        # (meta tensors, for FLOP counting, have no autocast to turn off)
-        no_autocast = (torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type)
-                       else contextlib.nullcontext())
-        with no_autocast:
+        with _no_autocast(fmap1.device.type):
             fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
             if self.deploy_mode:
                 return pad_pyramid(correlation_pyramid(all_pairs_correlation_broadcast(fmap1, fmap2),
@@ -171,6 +209,17 @@ class CorrelationPyramid1d(DeploySwitch):
         if self.deploy_mode:
             return lookup_gather(pyramid, x, self.radius)
         return lookup_grid_sample(pyramid, x, self.radius)
+
+    def lookup_at_rest(self, fmap1: Tensor, fmap2: Tensor) -> Tensor:
+        """:meth:`lookup` at zero disparity (x = each left pixel's own column), straight from the features
+        (B,C,H,W) x2 → (B, L*(2r+1), H, W); the deploy twin needs no volume and no gather."""
+        with _no_autocast(fmap1.device.type):
+            fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
+            if self.deploy_mode:
+                return lookup_at_rest_features(fmap1, fmap2, self.num_levels, self.radius)
+            batch, _, height, width = fmap1.shape
+            x = torch.arange(width, device=fmap1.device, dtype=fmap1.dtype).view(1, 1, 1, width)
+            return self.lookup(self.build(fmap1, fmap2), x.repeat(batch, 1, height, 1))
 
     def forward(self, fmap1: Tensor, fmap2: Tensor, x: Tensor) -> Tensor:
         """One-shot :meth:`build` and :meth:`lookup`: (B,C,H,W1), (B,C,H,W2), (B,1,H,W1) → (B,L*(2r+1),H,W1)."""

@@ -30,13 +30,16 @@ __all__ = ["CostVolumeUpsample", "linear_resize_matrix", "upsample_cost_separabl
 
 
 @functools.lru_cache(maxsize=32)
-def _resize_rows(in_size: int, out_size: int) -> tuple[tuple[float, ...], ...]:
+def _resize_rows(in_size: int, out_size: int, align_corners: bool) -> tuple[tuple[float, ...], ...]:
     # Plain Python, not tensor ops: built while tracing, tensor writes would be recorded in the graph.
-    scale = in_size / out_size
     rows = []
     for dst in range(out_size):
-        # PyTorch's half-pixel source index for align_corners=False, clamped at the first sample.
-        src = max((dst + 0.5) * scale - 0.5, 0.0)
+        if align_corners:
+            # the first and last samples of both grids coincide; one output sample reads input sample 0
+            src = dst * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        else:
+            # PyTorch's half-pixel source index, clamped at the first sample.
+            src = max((dst + 0.5) * in_size / out_size - 0.5, 0.0)
         low = min(int(src), in_size - 1)
         high = min(low + 1, in_size - 1)
         row = [0.0] * in_size
@@ -46,13 +49,14 @@ def _resize_rows(in_size: int, out_size: int) -> tuple[tuple[float, ...], ...]:
     return tuple(rows)
 
 
-def linear_resize_matrix(in_size: int, out_size: int, *, device: torch.device | str | None = None,
-                         dtype: torch.dtype = torch.float32) -> Tensor:
+def linear_resize_matrix(in_size: int, out_size: int, *, align_corners: bool = False,
+                         device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
     """(out_size, in_size) matrix M with ``M @ v`` = 1-D linear resize of v, as ``F.interpolate``
-    (``align_corners=False``) computes it."""
+    computes it with the same ``align_corners``."""
     if in_size < 1 or out_size < 1:
         raise ValueError(f"sizes must be positive, got {in_size} → {out_size}")
-    return torch.tensor(_resize_rows(in_size, out_size), dtype=torch.float64).to(device=device, dtype=dtype)
+    rows = _resize_rows(in_size, out_size, align_corners)
+    return torch.tensor(rows, dtype=torch.float64).to(device=device, dtype=dtype)
 
 
 def upsample_cost_trilinear(cost: Tensor, size: tuple[int, int, int]) -> Tensor:

@@ -163,7 +163,7 @@ class RAFTStereo(StereoModel):
         fmap1, fmap2, net, context = self._features(left, right)
         pyramid = self.correlation.build(fmap1, fmap2)
         if self.is_deploy:
-            return self._iterate_deploy(pyramid, net, context, iters, every_step)
+            return self._iterate_deploy(fmap1, fmap2, pyramid, net, context, iters, every_step)
         return self._iterate_reference(pyramid, net, context, iters, every_step)
 
     def _iterate_reference(self, pyramid: list[Tensor], net: list[Tensor], context: list[list[Tensor]],
@@ -185,19 +185,22 @@ class RAFTStereo(StereoModel):
                 predictions.append(-self.upsample(coords1 - coords0, mask)[:, :1])
         return predictions
 
-    def _iterate_deploy(self, pyramid: list[Tensor], net: list[Tensor], context: list[list[Tensor]],
-                        iters: int, every_step: bool) -> list[Tensor]:
-        """The same loop on the x coordinate alone; the flow's y channel is a constant zero."""
+    def _iterate_deploy(self, fmap1: Tensor, fmap2: Tensor, pyramid: list[Tensor], net: list[Tensor],
+                        context: list[list[Tensor]], iters: int, every_step: bool) -> list[Tensor]:
+        """The same loop on the x coordinate alone; the flow's y channel is a constant zero. The first
+        lookup, at the constant start x0, comes from the features (no gather with constant indices)."""
         batch, _, height, width = net[0].shape
         x0 = torch.arange(width, device=net[0].device, dtype=torch.float32).view(1, 1, 1, width)
         x0 = x0.repeat(batch, 1, height, 1)
         x1 = x0
+        # (B,2,H,W) flow with y = 0 as a 1x1 convolution with weights (1, 0): no scatter, no data-dependent
+        # shape, and no Pad of the channel axis (which the RK3588 compiler runs on its CPU)
+        x_to_xy = torch.tensor([1.0, 0.0], device=x0.device, dtype=x0.dtype).view(2, 1, 1, 1)
         predictions = []
         for step in range(iters):
             x1 = x1.detach()
-            corr = self.correlation.lookup(pyramid, x1)
-            # (B,2,H,W) flow with y = 0, from a pad rather than a scatter or a data-dependent shape
-            flow = F.pad(x1 - x0, (0, 0, 0, 0, 0, 1))
+            corr = self.correlation.lookup_at_rest(fmap1, fmap2) if step == 0 else self.correlation.lookup(pyramid, x1)
+            flow = F.conv2d(x1 - x0, x_to_xy)
             net, mask, delta_flow = self._step(net, context, corr, flow)
             x1 = x1 + delta_flow[:, :1]
             if every_step or step == iters - 1:

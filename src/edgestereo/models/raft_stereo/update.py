@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from edgestereo.ops.resize2d import AlignedBilinearResize
+
 __all__ = ["BasicMotionEncoder", "ConvGRU", "FlowHead", "MultiLevelUpdateBlock"]
 
 #: channels of the motion features, the input the finest GRU gets from the correlation and flow.
@@ -78,16 +80,13 @@ def pool2x(x: Tensor) -> Tensor:
     return F.avg_pool2d(x, 3, stride=2, padding=1)
 
 
-def resize_like(x: Tensor, reference: Tensor) -> Tensor:
-    """Bilinear (align_corners) resize of x (B,C,h,w) to reference's (H,W)."""
-    return F.interpolate(x, reference.shape[2:], mode="bilinear", align_corners=True)
-
-
 class MultiLevelUpdateBlock(nn.Module):
     """Updates the hidden states of 1 to 3 GRU levels; the finest one also predicts the flow update
     (B,2,H,W) and the convex upsampling mask (B,9*f*f,H,W), f = 2**downsample.
 
     The three GRUs always exist (the published checkpoints hold them); ``n_gru_layers`` says how many run.
+    A coarser state enters a finer GRU by bilinear ``align_corners=True`` resizing (a parameter-free op
+    twin: two MatMuls on the deploy path).
     """
 
     def __init__(self, hidden_dims: tuple[int, int, int], corr_channels: int, n_gru_layers: int,
@@ -105,6 +104,7 @@ class MultiLevelUpdateBlock(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(256, factor**2 * 9, 1, padding=0),
         )
+        self.resize = AlignedBilinearResize()
 
     def update_coarse(self, net: list[Tensor], context: list[list[Tensor]], *, level32: bool,
                       level16: bool) -> list[Tensor]:
@@ -114,7 +114,7 @@ class MultiLevelUpdateBlock(nn.Module):
             net[2] = self.gru32(net[2], *context[2], pool2x(net[1]))
         if level16:
             if self.n_gru_layers > 2:
-                net[1] = self.gru16(net[1], *context[1], pool2x(net[0]), resize_like(net[2], net[1]))
+                net[1] = self.gru16(net[1], *context[1], pool2x(net[0]), self.resize(net[2], net[1].shape[2:]))
             else:
                 net[1] = self.gru16(net[1], *context[1], pool2x(net[0]))
         return net
@@ -126,7 +126,7 @@ class MultiLevelUpdateBlock(nn.Module):
         net = self.update_coarse(net, context, level32=self.n_gru_layers == 3, level16=self.n_gru_layers >= 2)
         motion = self.encoder(flow, corr)
         if self.n_gru_layers > 1:
-            net[0] = self.gru08(net[0], *context[0], motion, resize_like(net[1], net[0]))
+            net[0] = self.gru08(net[0], *context[0], motion, self.resize(net[1], net[0].shape[2:]))
         else:
             net[0] = self.gru08(net[0], *context[0], motion)
         delta_flow = self.flow_head(net[0])
