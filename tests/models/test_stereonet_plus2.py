@@ -13,10 +13,12 @@ from network_fixtures import MaxRank, assert_parity, calibrated
 VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
 #: pinned so that an accidental change of the architecture shows up.
 PARAMETERS = {"stereonet-plus2": 317_813, "stereonet-plus2-small": 148_909}
-#: ops an int8 QDQ graph carries (as for v1, plus Abs for the local cost's hat kernel)
+#: ops an int8 QDQ graph carries (as for v1, plus Abs for the local cost's hat kernel, and DepthToSpace, the
+#: convex upsampling's mask layout: pure data movement, which ONNX Runtime's quantizer leaves in float
+#: between a DequantizeLinear and the next QuantizeLinear, and which the RK3588 compiler keeps on its NPU)
 QDQ_FRIENDLY_OPS = {
-    "Abs", "Add", "Concat", "Conv", "Div", "Exp", "LeakyRelu", "Max", "Mul", "Pad", "ReduceMax", "ReduceMean",
-    "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Transpose",
+    "Abs", "Add", "Concat", "Conv", "DepthToSpace", "Div", "Exp", "LeakyRelu", "Max", "Mul", "Pad", "ReduceMax",
+    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Transpose",
 }
 
 
