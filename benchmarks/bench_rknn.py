@@ -18,7 +18,6 @@ usage:
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -32,26 +31,14 @@ from edgestereo.export import export_onnx
 from edgestereo.export.rknn import build_rknn, find_rknn_python
 from edgestereo.quant.ptq import QuantizeOptions, calibration_feeds, quantize_onnx
 from edgestereo.quant.scoring import load_samples
-from edgestereo.runtime.benchmark import benchmark_network
+from edgestereo.runtime.benchmark import benchmark_network, environment
 from edgestereo.runtime.factory import create_predictor
-
-_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 
 def cpu_label() -> str:
-    """`model name` of /proc/cpuinfo and the vector extensions that matter to these runtimes."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return f"{name} ({', '.join(f for f in _FLAGS if f in flags) or 'no AVX2'})"
+    """The CPU's model name and the vector extensions that matter to these runtimes."""
+    env = environment()
+    return f"{env['cpu']} ({', '.join(env['cpu_features']) or 'no AVX2'})"
 
 
 def latency_ms(predictor, left: np.ndarray, right: np.ndarray, runs: int) -> float:
