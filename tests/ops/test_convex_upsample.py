@@ -1,7 +1,14 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from edgestereo.ops.convex_upsample import ConvexUpsample, convex_upsample_4d, convex_upsample_reference
+from edgestereo.evaluation.metrics import block_pattern_ratio
+from edgestereo.ops.convex_upsample import (
+    ConvexUpsample,
+    bilinear_mask_logits,
+    convex_upsample_4d,
+    convex_upsample_reference,
+)
 
 
 def _inputs(batch, channels, factor, height=5, width=7, seed=0, dtype=torch.float32):
@@ -61,3 +68,34 @@ def test_module_has_no_state_and_checks_shapes():
     op.switch_to_deploy(True)
     with pytest.raises(ValueError, match="differ in batch or size"):
         op(torch.zeros(1, 1, 4, 4), torch.zeros(1, 144, 4, 5))
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+@pytest.mark.parametrize("upsample", [convex_upsample_reference, convex_upsample_4d])
+def test_bilinear_logits_give_bilinear_interpolation_inside(upsample, factor):
+    flow, _ = _inputs(2, 1, factor, height=6, width=8)
+    logits = bilinear_mask_logits(factor, floor=1e-9).view(1, -1, 1, 1).expand(2, -1, 6, 8)
+    fine = upsample(flow, logits, factor)
+    bilinear = factor * F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
+    # the border cells differ: outside neighbours are zeros here, the edge pixel for interpolate
+    inside = (..., slice(factor, -factor), slice(factor, -factor))
+    torch.testing.assert_close(fine[inside], bilinear[inside], atol=1e-4, rtol=1e-5)
+
+
+def test_bilinear_logits_floor_and_blocks_of_a_uniform_mask():
+    factor = 4
+    rows, columns = torch.meshgrid(torch.arange(6.0), torch.arange(8.0), indexing="ij")
+    plane = (0.5 * columns + 0.3 * rows).view(1, 1, 6, 8)  # a slanted plane, coarse px
+    inside = (0, 0, slice(factor, -factor), slice(factor, -factor))
+
+    def ratio(mask):
+        return block_pattern_ratio(convex_upsample_reference(plane, mask, factor)[inside].numpy(), period=factor)
+
+    for floor, most in ((1e-4, 1.01), (1e-2, 1.4)):  # the floor leaks weight to far neighbours
+        logits = bilinear_mask_logits(factor, floor)
+        weights = torch.softmax(logits.view(9, -1), dim=0)
+        assert weights.min() == pytest.approx(floor / (1 + 5 * floor), rel=0.05)  # 5 left-out neighbours at most
+        assert ratio(logits.view(1, -1, 1, 1).expand(1, -1, 6, 8)) < most
+    assert ratio(torch.zeros(1, 9 * factor * factor, 6, 8)) > 100  # every fine pixel of a cell alike
+    with pytest.raises(ValueError, match="0 < floor < 1"):
+        bilinear_mask_logits(4, floor=0.0)

@@ -11,7 +11,8 @@ backbone → FPN → correlation volumes at 1/8, 1/16, 1/32 → adaptive aggrega
 - refinement at 1/4: left 1/4 features, the local costs and the estimate through residual blocks
   (dilations 1, 2, 4) → a disparity residual and 9·16 convex-upsampling logits;
 - convex upsampling ×4 (RAFT): every full-resolution pixel is a softmax-weighted mix of its centred
-  3×3 neighbourhood of 1/4 disparities (:class:`~edgestereo.ops.ConvexUpsample`, 4-D deploy twin).
+  3×3 neighbourhood of 1/4 disparities (:class:`~edgestereo.ops.ConvexUpsample`, 4-D deploy twin),
+  initialised as bilinear interpolation (:func:`~edgestereo.ops.convex_upsample.bilinear_mask_logits`).
 
 Every tensor of the deploy path is 4-D; H and W must be multiples of 32. ``forward_train`` also
 returns the 1/8 and 1/16 candidate distributions for a distribution loss.
@@ -30,7 +31,7 @@ from edgestereo.models._base import TrainingLoss
 from edgestereo.models._registry import register_model
 from edgestereo.models.stereonet_plus import MatchingAtEighth, StereoNetPlusConfig, conv_bn
 from edgestereo.models.stereonet_plus import _validate as validate_matching
-from edgestereo.ops.convex_upsample import ConvexUpsample
+from edgestereo.ops.convex_upsample import ConvexUpsample, bilinear_mask_logits
 from edgestereo.ops.correlation import Correlation1d
 from edgestereo.ops.local_cost import LocalCost
 from edgestereo.ops.softmax import ChannelSoftmax
@@ -41,6 +42,8 @@ __all__ = ["StereoNetPlus2", "StereoNetPlus2Config"]
 _EIGHTH, _SIXTEENTH = 8, 16
 #: resolution of the refinement stage; the convex upsampling goes from there to full resolution.
 _REFINE_STRIDE = 4
+#: the convex-upsampling logits are this times the mask head's output
+_MASK_SCALE = 0.25
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,8 @@ class QuarterRefinement(nn.Module):
 
     def forward(self, features: Tensor, costs: Tensor, estimate: Tensor) -> tuple[Tensor, Tensor]:
         x = self.blocks(self.inputs(torch.cat([features, costs, estimate], 1)))
-        # the 0.25 keeps the upsampling weights close to uniform at the start (RAFT scales them the same way)
-        return self.residual(x), 0.25 * self.mask(x)
+        # the 0.25 keeps the learnt part of the upsampling weights small at the start (RAFT scales them the same way)
+        return self.residual(x), _MASK_SCALE * self.mask(x)
 
 
 class StereoNetPlus2(MatchingAtEighth):
@@ -144,8 +147,11 @@ class StereoNetPlus2(MatchingAtEighth):
                                         config.refine_channels, config.refine_dilations)
         self.upsample = ConvexUpsample(_REFINE_STRIDE)
         self._init_weights()
-        # the refinement starts as "keep the estimate"
+        # the refinement starts as "keep the estimate", the upsampling as bilinear interpolation: a
+        # uniform mask would give every fine pixel of a cell one value (4x4 blocks) until it is learnt
         nn.init.zeros_(self.refine.residual.weight)
+        with torch.no_grad():
+            self.refine.mask[-1].bias.copy_(bilinear_mask_logits(_REFINE_STRIDE) / _MASK_SCALE)
 
     def _residual_branches(self, module: nn.Module) -> list[nn.Module]:
         if isinstance(module, DilatedResBlock):

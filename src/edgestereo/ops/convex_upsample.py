@@ -11,6 +11,10 @@ the fine grid by nearest up-sampling. The RK3588 compiler (rknn-toolkit2 2.5) ke
 the earlier 4-D form, whose reshapes of the mask to (B,9,f*f,H*W) are 2048 columns wide at 1/8 of
 256x512, overflowed a 13-bit register field ("REGTASK") and ran on the CPU.
 
+A mask of :func:`bilinear_mask_logits` (the same 9·f·f logits at every pixel) makes the upsampling
+bilinear (``align_corners=False``) up to its floor; a constant mask makes it a 3x3 box average, the
+same value in every fine pixel of a cell: 4x4 blocks.
+
 >>> import torch
 >>> flow, mask = torch.randn(2, 1, 6, 8), torch.randn(2, 9 * 16, 6, 8)
 >>> tuple(convex_upsample_4d(flow, mask, 4).shape)
@@ -19,6 +23,8 @@ the earlier 4-D form, whose reshapes of the mask to (B,9,f*f,H*W) are 2048 colum
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,7 +32,7 @@ from torch import Tensor
 from edgestereo.ops.deploy_switch import DeploySwitch
 from edgestereo.ops.softmax import channel_softmax_elementwise
 
-__all__ = ["ConvexUpsample", "convex_upsample_4d", "convex_upsample_reference"]
+__all__ = ["ConvexUpsample", "bilinear_mask_logits", "convex_upsample_4d", "convex_upsample_reference"]
 
 
 def _check(flow: Tensor, mask: Tensor, factor: int) -> None:
@@ -35,6 +41,24 @@ def _check(flow: Tensor, mask: Tensor, factor: int) -> None:
                          f"got {tuple(flow.shape)} and {tuple(mask.shape)}")
     if flow.shape[0] != mask.shape[0] or flow.shape[2:] != mask.shape[2:]:
         raise ValueError(f"flow {tuple(flow.shape)} and mask {tuple(mask.shape)} differ in batch or size")
+
+
+def bilinear_mask_logits(factor: int, floor: float = 0.01) -> Tensor:
+    """Logits (9·f·f,) in the mask's channel order whose softmax gives every fine pixel the bilinear
+    (``align_corners=False``) weights of its 3x3 coarse neighbours; a neighbour bilinear leaves out
+    gets ``floor`` (before normalisation) instead of zero, so every logit stays finite.
+
+    >>> w = torch.softmax(bilinear_mask_logits(4, floor=1e-9).view(9, 4, 4), dim=0)
+    >>> [round(float(v), 4) for v in w[:, 0, 0]]  # the top-left fine pixel of a cell
+    [0.1406, 0.2344, 0.0, 0.2344, 0.3906, 0.0, 0.0, 0.0, 0.0]
+    """
+    if factor < 1 or not 0.0 < floor < 1.0:
+        raise ValueError(f"expected factor >= 1 and 0 < floor < 1, got factor {factor}, floor {floor}")
+    # the fine pixel a sits (a + 0.5) / f - 0.5 coarse px from its cell centre; tent weights on -1, 0, +1
+    axis = [[max(0.0, 1.0 - abs((a + 0.5) / factor - 0.5 - offset)) for offset in (-1, 0, 1)] for a in range(factor)]
+    logits = [math.log(max(axis[a][dy] * axis[b][dx], floor))
+              for dy in range(3) for dx in range(3) for a in range(factor) for b in range(factor)]
+    return torch.tensor(logits, dtype=torch.float32)
 
 
 def convex_upsample_reference(flow: Tensor, mask: Tensor, factor: int) -> Tensor:
