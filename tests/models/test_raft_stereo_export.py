@@ -69,6 +69,9 @@ def test_realtime_export_fits_npu4d_and_matches_pytorch(realtime):
     _assert_npu4d(onnx_path)
     # the deploy graph is also what TensorRT gets (RAFTStereo.export_uses_deploy)
     assert check_onnx(onnx_path, "tensorrt").ok
+    # and what the RK3588 compiler takes without CPU fallbacks we can avoid (a Neg at the output was one)
+    rknn = check_onnx(onnx_path, "rknn")
+    assert rknn.ok, rknn.format()
     assert _cli("check-onnx", str(onnx_path), "--profile", "npu4d")[0] == 0
 
 

@@ -204,7 +204,9 @@ class RAFTStereo(StereoModel):
             net, mask, delta_flow = self._step(net, context, corr, flow)
             x1 = x1 + delta_flow[:, :1]
             if every_step or step == iters - 1:
-                predictions.append(-self.upsample(x1 - x0, mask))
+                # disparity = -flow; convex upsampling is linear, so the sign goes in first (no Neg node,
+                # which is not on the RK3588 compiler's operator list)
+                predictions.append(self.upsample(x0 - x1, mask))
         return predictions
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
