@@ -148,15 +148,20 @@ def lookup_at_rest_features(fmap1: Tensor, fmap2: Tensor, num_levels: int, radiu
     to float rounding. The volume is linear in fmap2, so level ``l`` is the correlation with fmap2
     averaged over 2**l columns; its sample points ``x / 2**l + o`` read that average nearest-upsampled
     to W and shifted by ``o * 2**l`` columns, and the fraction of ``x / 2**l`` is a constant of the
-    column. Only Pad, Slice, Mul, a 1x1 convolution (the channel sum, weights 1/sqrt(C)) and a nearest
-    Resize: the RK3588 compiler (rknn-toolkit2 2.5) turns a GatherElements with constant indices into a
-    MatMul with reshapes that run on its CPU ("Unknown op target", "REGTASK" at 256x512).
+    column. Per level: the 2r+2 shifted windows side by side in channels, one Mul with fmap1 repeated
+    as many times, one grouped 1x1 convolution (the channel sums, weights 1/sqrt(C)), a linear blend.
+    No gather: the RK3588 compiler (rknn-toolkit2 2.5) turns a GatherElements with constant indices
+    into a MatMul with reshapes that run on its CPU ("Unknown op target", "REGTASK" at 256x512). Few
+    nodes: its build rewrites the graph node by node, about 10 s a rewrite for RAFT-realtime.
     """
     if fmap1.dim() != 4 or fmap1.shape != fmap2.shape:
         raise ValueError(f"expected two (B,C,H,W) features of one shape, got {tuple(fmap1.shape)} "
                          f"and {tuple(fmap2.shape)}")
     channels, width = int(fmap1.shape[1]), int(fmap1.shape[3])
-    channel_dot = torch.full((1, channels, 1, 1), 1.0 / math.sqrt(channels), dtype=fmap1.dtype, device=fmap1.device)
+    windows = 2 * radius + 2  # the neighbours below and above every sample point
+    channel_sums = torch.full((windows, channels, 1, 1), 1.0 / math.sqrt(channels), dtype=fmap1.dtype,
+                              device=fmap1.device)
+    left = torch.cat([fmap1] * windows, dim=1)  # (B, windows*C, H, W)
     samples = []
     right = fmap2
     for level in range(num_levels):
@@ -166,12 +171,13 @@ def lookup_at_rest_features(fmap1: Tensor, fmap2: Tensor, num_levels: int, radiu
         fine = right if step == 1 else F.interpolate(right, scale_factor=(1, step), mode="nearest")
         # zeros outside the row, as the padded pyramid's zero columns give
         padded = F.pad(fine, (radius * step, (radius + 1) * step + width - int(fine.shape[3])))
-        dots = [F.conv2d(fmap1 * padded[..., offset * step : offset * step + width], channel_dot)
-                for offset in range(2 * radius + 2)]  # (B,1,H,W) at floor(x / 2**l) + offset - r
+        shifted = torch.cat([padded[..., offset * step : offset * step + width] for offset in range(windows)], dim=1)
+        # (B, windows, H, W): window k at floor(x / 2**l) + k - r
+        dots = F.conv2d(left * shifted, channel_sums, groups=windows)
         # built from Python numbers: a constant of the traced graph
         fraction = torch.tensor([(x % step) / step for x in range(width)], dtype=fmap1.dtype,
                                 device=fmap1.device).view(1, 1, 1, width)
-        samples += [dots[i] * (1 - fraction) + dots[i + 1] * fraction for i in range(2 * radius + 1)]
+        samples.append(dots[:, :-1] * (1 - fraction) + dots[:, 1:] * fraction)
     return torch.cat(samples, dim=1)
 
 
