@@ -1,6 +1,9 @@
 """edgestereo compile --target rk3588: the toolkit-log parser and the missing environment in the default
 run; a real build in the simulator (slow) where the rknn-toolkit2 environment (`make rknn-env`) exists."""
 
+import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,38 @@ def test_parse_rknn_log_counts_cpu_ops_and_messages():
     cpu, npu, messages = parse_rknn_log(_LOG)
     assert cpu == {"ReduceMax": 1, "Exp": 1} and npu == 1
     assert messages == {"E Unkown op target: 0": 2, "W Not support convert to softmax in opset15!": 1}
+
+
+def test_the_worker_names_the_stage_where_the_toolkit_raised(tmp_path, monkeypatch):
+    """rknn-toolkit2 raises from inside build() (e.g. an IndexError in one of its fusion rules) as well
+    as returning non-zero: the answer names the stage and the exception instead of "start-up"."""
+    from edgestereo.export import rknn_worker
+
+    class RaisingToolkit:
+        def __init__(self, verbose: bool) -> None:
+            pass
+
+        def config(self, **options: object) -> None:
+            pass
+
+        def load_onnx(self, model: str) -> int:
+            return 0
+
+        def build(self, **options: object) -> int:
+            raise IndexError("list index out of range")
+
+    api = types.ModuleType("rknn.api")
+    api.RKNN = RaisingToolkit
+    monkeypatch.setitem(sys.modules, "rknn", types.ModuleType("rknn"))
+    monkeypatch.setitem(sys.modules, "rknn.api", api)
+    monkeypatch.setattr(rknn_worker.metadata, "version", lambda name: "2.5.0")
+    request = {"result": str(tmp_path / "answer.json"), "target": "rk3588", "onnx": "m.onnx", "out": "m.rknn",
+               "int8": False, "probes": [], "outputs": []}
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    assert rknn_worker.main(str(tmp_path / "request.json")) == 1
+    answer = json.loads((tmp_path / "answer.json").read_text())
+    assert answer == {"ok": False, "stage": "build", "toolkit": "2.5.0",
+                      "error": "IndexError: list index out of range"}
 
 
 def test_a_missing_environment_names_the_command_that_creates_it(tmp_path, capsys):

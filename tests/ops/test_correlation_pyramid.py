@@ -3,8 +3,8 @@ import torch
 
 from edgestereo.ops.correlation_pyramid import (
     CorrelationPyramid1d,
-    all_pairs_correlation_broadcast,
     all_pairs_correlation_einsum,
+    all_pairs_correlation_matmul,
     correlation_pyramid,
     lookup_at_rest_features,
     lookup_gather,
@@ -28,11 +28,11 @@ def _positions(batch, height, width, right_width, seed=1, dtype=torch.float32):
 
 
 @pytest.mark.parametrize("channels", [1, 32, 40, 256])
-def test_broadcast_correlation_equals_einsum(channels):
+def test_matmul_correlation_equals_einsum(channels):
     fmap1, fmap2 = _features(channels=channels)
     reference = all_pairs_correlation_einsum(fmap1, fmap2)
     assert reference.shape == (2, 3, 21, 24)
-    torch.testing.assert_close(all_pairs_correlation_broadcast(fmap1, fmap2), reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(all_pairs_correlation_matmul(fmap1, fmap2), reference, atol=1e-5, rtol=1e-5)
 
 
 def test_correlation_is_the_scaled_dot_product_of_a_row():
@@ -128,4 +128,4 @@ def test_shape_errors():
     with pytest.raises(ValueError, match="expected"):
         all_pairs_correlation_einsum(torch.zeros(1, 4, 3, 8), torch.zeros(1, 4, 2, 8))
     with pytest.raises(ValueError, match="expected"):
-        all_pairs_correlation_broadcast(torch.zeros(4, 3, 8), torch.zeros(4, 3, 8))
+        all_pairs_correlation_matmul(torch.zeros(4, 3, 8), torch.zeros(4, 3, 8))

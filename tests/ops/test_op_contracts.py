@@ -17,7 +17,7 @@ from edgestereo.ops.conv3d import (
 )
 from edgestereo.ops.convex_upsample import convex_upsample_4d, convex_upsample_reference
 from edgestereo.ops.correlation import Correlation1d, correlation_volume_reference, correlation_volume_shift
-from edgestereo.ops.correlation_pyramid import CorrelationPyramid1d, all_pairs_correlation_broadcast
+from edgestereo.ops.correlation_pyramid import CorrelationPyramid1d, all_pairs_correlation_matmul
 from edgestereo.ops.cost_volume3d import VolumeLayout, difference_maps
 from edgestereo.ops.local_cost import LocalCost, local_cost_hat, local_cost_reference
 from edgestereo.ops.unfold import NeighbourUnfold
@@ -35,9 +35,9 @@ def test_each_input_check_refuses_one_wrong_argument_and_says_what_it_expected()
     with pytest.raises(ValueError, match=r"got \(1, 4, 4\) and \(1, 144, 4, 4\)"):
         convex_upsample_4d(_rand(1, 4, 4), _rand(1, 144, 4, 4), 4)
     with pytest.raises(ValueError, match=r"expected \(B,C,H,W1\) and \(B,C,H,W2\) features, got \(1, 2, 3, 4\)"):
-        all_pairs_correlation_broadcast(_rand(1, 2, 3, 4), _rand(1, 2, 3))
+        all_pairs_correlation_matmul(_rand(1, 2, 3, 4), _rand(1, 2, 3))
     with pytest.raises(ValueError, match=r"got \(2, 3, 4\)"):
-        all_pairs_correlation_broadcast(_rand(2, 3, 4), _rand(1, 2, 3, 4))
+        all_pairs_correlation_matmul(_rand(2, 3, 4), _rand(1, 2, 3, 4))
     with pytest.raises(EdgeStereoError, match=r"local cost needs a volume \(B,D,H,W\) and a position \(B,1,H,W\)"):
         local_cost_reference(_rand(1, 6, 4, 4), _rand(1, 4, 4), 1)
     with pytest.raises(EdgeStereoError, match=r"local cost needs a volume"):

@@ -202,7 +202,8 @@ def build_rknn(
         result = json.loads(result_file.read_text(encoding="utf-8"))
         if not result["ok"]:
             errors = [m for m in messages if m.startswith("E ")]
-            raise RknnBuildError(result["stage"], errors[-1][2:][:200] if errors else "see the toolkit's log")
+            detail = result.get("error") or (errors[-1][2:][:200] if errors else "see the toolkit's log")
+            raise RknnBuildError(result["stage"], detail)
         outputs = [np.load(path).reshape(probe[0].shape[-2:]) for path, probe in zip(request["outputs"], probes)]
     return RknnBuild(toolkit=f"rknn-toolkit2 {result['toolkit']}", target=target,
                      precision="int8" if calibration else "fp16", build_s=result["build_s"],

@@ -7,7 +7,8 @@ The request (JSON) names the ONNX file, the target platform, the file to write, 
 calibration list in rknn's dataset format (one line per pair: ``left.npy right.npy``, each
 (1,3,H,W) float32), and probe pairs (``[left.npy, right.npy]``) whose simulator outputs are saved
 as .npy files (disparity, float32 pixels). The answer (JSON, ``result`` path of the request) holds
-the build time in seconds, the toolkit version and, on failure, the stage that failed. The toolkit
+the build time in seconds, the toolkit version and, on failure, the stage that failed (and the
+exception's last line when the toolkit raised instead of returning an error code). The toolkit
 prints its log (verbose, with the layer table that says which op runs on the CPU or NPU) to stdout.
 """
 
@@ -26,32 +27,48 @@ def _answer(path: str, **fields: object) -> None:
 
 def main(request_path: str) -> int:
     """Run one request; 0 on success, 1 when a toolkit stage failed (named in the answer)."""
-    import numpy as np
-    from rknn.api import RKNN
-
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
     result = request["result"]
+    progress = {"stage": "start-up", "toolkit": "unknown"}
+    try:
+        return _run(request, progress)
+    except Exception as exc:  # the toolkit raises from inside a stage as often as it returns non-zero
+        lines = str(exc).strip().splitlines() or [""]
+        _answer(result, ok=False, error=f"{type(exc).__name__}: {lines[-1]}"[:200], **progress)
+        return 1
+
+
+def _run(request: dict, progress: dict) -> int:
+    import numpy as np
+    from rknn.api import RKNN
+
+    result = request["result"]
     rknn = RKNN(verbose=True)
-    version = metadata.version("rknn-toolkit2")
+    version = progress["toolkit"] = metadata.version("rknn-toolkit2")
     zeros, ones = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
     rknn.config(target_platform=request["target"], mean_values=[zeros, zeros], std_values=[ones, ones],
                 quantized_algorithm=request.get("quantized_algorithm", "normal"))
+    progress["stage"] = "load_onnx"
     if rknn.load_onnx(model=request["onnx"]) != 0:
         _answer(result, ok=False, stage="load_onnx", toolkit=version)
         return 1
+    progress["stage"] = "build"
     start = time.perf_counter()
     status = rknn.build(do_quantization=bool(request["int8"]), dataset=request.get("dataset"))
     build_s = time.perf_counter() - start
     if status != 0:
         _answer(result, ok=False, stage="build", build_s=build_s, toolkit=version)
         return 1
+    progress["stage"] = "export_rknn"
     if rknn.export_rknn(request["out"]) != 0:
         _answer(result, ok=False, stage="export_rknn", build_s=build_s, toolkit=version)
         return 1
+    progress["stage"] = "init_runtime"
     if rknn.init_runtime() != 0:  # no target: the simulator
         _answer(result, ok=False, stage="init_runtime", build_s=build_s, toolkit=version)
         return 1
+    progress["stage"] = "inference"
     start = time.perf_counter()
     for (left_path, right_path), output_path in zip(request["probes"], request["outputs"]):
         outputs = rknn.inference(inputs=[np.load(left_path), np.load(right_path)], data_format="nchw")

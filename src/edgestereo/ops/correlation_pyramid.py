@@ -6,7 +6,7 @@ lookup samples ``2r+1`` points around ``x / 2**l`` on every level (linear in x, 
 and stacks them level-major into channels.
 
 Reference twins follow the published computation (``einsum``, ``grid_sample``); deploy twins use only
-broadcast multiply, sum, gather and 4-D tensors, which NPU compilers accept.
+4-D tensors, a batched matrix product, gather and elementwise ops, which NPU compilers accept.
 
 >>> import torch
 >>> pyramid_op = CorrelationPyramid1d(num_levels=2, radius=1)
@@ -29,19 +29,14 @@ from edgestereo.ops.deploy_switch import DeploySwitch
 
 __all__ = [
     "CorrelationPyramid1d",
-    "all_pairs_correlation_broadcast",
     "all_pairs_correlation_einsum",
+    "all_pairs_correlation_matmul",
     "correlation_pyramid",
     "lookup_at_rest_features",
     "lookup_gather",
     "lookup_grid_sample",
     "pad_pyramid",
 ]
-
-# Channels multiplied at once by the broadcast correlation: bounds its (chunk,H,W1,W2) intermediate
-# (e.g. 40 MB at 48x80 features) while keeping the graph short.
-_CHANNEL_CHUNK = 32
-
 
 def _at_least_float32(tensor: Tensor) -> Tensor:
     """Half and bfloat16 up to float32 (the published "reg" volume is float32); float64 stays."""
@@ -67,23 +62,16 @@ def all_pairs_correlation_einsum(fmap1: Tensor, fmap2: Tensor) -> Tensor:
     return torch.einsum("bchi,bchj->bhij", fmap1, fmap2) / math.sqrt(fmap1.shape[1])
 
 
-def all_pairs_correlation_broadcast(fmap1: Tensor, fmap2: Tensor) -> Tensor:
-    """Deploy twin of :func:`all_pairs_correlation_einsum`: broadcast multiply and sum over channels.
+def all_pairs_correlation_matmul(fmap1: Tensor, fmap2: Tensor) -> Tensor:
+    """Deploy twin of :func:`all_pairs_correlation_einsum`: one MatMul per row, batched over (B,H).
 
-    One batch item at a time and in channel chunks, so no tensor exceeds 4-D: (c,H,W1,1) x (c,H,1,W2).
+    (B,H,W1,C) @ (B,H,C,W2) → (B,H,W1,W2), no tensor over 4-D. The RK3588 compiler (rknn-toolkit2 2.5)
+    runs it on its NPU at every size tried (features up to 68x120); the earlier broadcast multiply and
+    channel sum, which it rewrites into matrix products itself, left reshapes of 2^17 columns on its
+    CPU at 256x512 ("REGTASK", "Unknown op target").
     """
     _check_feature_pair(fmap1, fmap2)
-    channels = fmap1.shape[1]
-    volumes = []
-    for item in range(fmap1.shape[0]):
-        left, right = fmap1[item], fmap2[item]
-        volume = None
-        for start in range(0, channels, _CHANNEL_CHUNK):
-            stop = min(start + _CHANNEL_CHUNK, channels)
-            part = (left[start:stop].unsqueeze(3) * right[start:stop].unsqueeze(2)).sum(dim=0)
-            volume = part if volume is None else volume + part
-        volumes.append(volume.unsqueeze(0))
-    return torch.cat(volumes, dim=0) / math.sqrt(channels)
+    return torch.matmul(fmap1.permute(0, 2, 3, 1), fmap2.permute(0, 2, 1, 3)) / math.sqrt(fmap1.shape[1])
 
 
 def correlation_pyramid(volume: Tensor, num_levels: int) -> list[Tensor]:
@@ -116,29 +104,39 @@ def lookup_grid_sample(pyramid: list[Tensor], x: Tensor, radius: int) -> Tensor:
 
 
 def pad_pyramid(pyramid: list[Tensor]) -> list[Tensor]:
-    """Each (B,H,W1,W2_l) volume with one zero column on both sides of W2, as :func:`lookup_gather` needs."""
-    return [F.pad(volume, (1, 1)) for volume in pyramid]
+    """Each (B,H,W1,W2_l) volume with one zero column on both sides of W2, right pixels along channels:
+    (B,W2_l+2,H,W1), as :func:`lookup_gather` needs. Laid out once per pair, so the lookups of every
+    iteration gather along channels and come out in (B,C,H,W) order with no transpose: the RK3588
+    compiler (rknn-toolkit2 2.5) overflowed a 13-bit register field ("REGTASK") on the transpose of the
+    stacked lookups at 256x512."""
+    return [F.pad(volume, (1, 1)).permute(0, 3, 1, 2) for volume in pyramid]
 
 
 def lookup_gather(padded_pyramid: list[Tensor], x: Tensor, radius: int) -> Tensor:
     """Deploy twin of :func:`lookup_grid_sample`: gather and linear interpolation along x only.
 
-    padded_pyramid: :func:`pad_pyramid` output, (B,H,W1,W2_l+2); x: (B,1,H,W1) level-0 right pixels
+    padded_pyramid: :func:`pad_pyramid` output, (B,W2_l+2,H,W1); x: (B,1,H,W1) level-0 right pixels
     → (B, L*(2r+1), H, W1). The 2r+1 sample points of a level share one fractional part, so 2r+2
     gathered neighbours give all of them; indices outside the row land on the zero columns.
     """
-    x = x.permute(0, 2, 3, 1)  # (B,H,W1,1)
-    offsets = torch.arange(-radius, radius + 2, device=x.device, dtype=x.dtype)
+    points = 2 * radius + 1
+    offsets = torch.arange(-radius, radius + 2, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+    # neighbour k and neighbour k+1 minus neighbour k, as 1x1 convolutions: slices of the gathered
+    # channels made the RK3588 compiler's slice fusion crash (rknn-toolkit2 2.5, "_p_fuse_focus_slice2")
+    eye = torch.eye(points + 1, device=x.device, dtype=x.dtype)
+    lower = eye[:points].reshape(points, points + 1, 1, 1)
+    step = (eye[1:] - eye[:points]).reshape(points, points + 1, 1, 1)
     samples = []
     for level, padded in enumerate(padded_pyramid):
         scaled = x / 2**level
         floor = torch.floor(scaled)
         fraction = scaled - floor
-        # +1: column 0 of the padded volume is x = -1; anything farther out reads a zero column too
-        index = torch.clamp(floor + 1 + offsets, 0, padded.shape[-1] - 1).long()
-        neighbours = torch.gather(padded, 3, index)  # (B,H,W1,2r+2)
-        samples.append(neighbours[..., :-1] * (1 - fraction) + neighbours[..., 1:] * fraction)
-    return _at_least_float32(torch.cat(samples, dim=-1).permute(0, 3, 1, 2))
+        # +1: channel 0 of the padded volume is x = -1; anything farther out reads a zero column too
+        index = torch.clamp(floor + 1 + offsets, 0, padded.shape[1] - 1).long()
+        neighbours = torch.gather(padded, 1, index)  # (B,2r+2,H,W1)
+        below, rise = F.conv2d(neighbours, lower.to(neighbours.dtype)), F.conv2d(neighbours, step.to(neighbours.dtype))
+        samples.append(below + rise * fraction)
+    return _at_least_float32(torch.cat(samples, dim=1))
 
 
 def lookup_at_rest_features(fmap1: Tensor, fmap2: Tensor, num_levels: int, radius: int) -> Tensor:
@@ -206,7 +204,7 @@ class CorrelationPyramid1d(DeploySwitch):
         with _no_autocast(fmap1.device.type):
             fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
             if self.deploy_mode:
-                return pad_pyramid(correlation_pyramid(all_pairs_correlation_broadcast(fmap1, fmap2),
+                return pad_pyramid(correlation_pyramid(all_pairs_correlation_matmul(fmap1, fmap2),
                                                        self.num_levels))
             return correlation_pyramid(all_pairs_correlation_einsum(fmap1, fmap2), self.num_levels)
 

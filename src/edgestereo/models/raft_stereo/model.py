@@ -196,6 +196,9 @@ class RAFTStereo(StereoModel):
         # (B,2,H,W) flow with y = 0 as a 1x1 convolution with weights (1, 0): no scatter, no data-dependent
         # shape, and no Pad of the channel axis (which the RK3588 compiler runs on its CPU)
         x_to_xy = torch.tensor([1.0, 0.0], device=x0.device, dtype=x0.dtype).view(2, 1, 1, 1)
+        # disparity = -flow as a 1x1 convolution too: the compiler runs Neg, and a constant minus a tensor
+        # (x0 - x1, x0 broadcast over rows), on its CPU
+        flow_to_disparity = torch.full((1, 1, 1, 1), -1.0, device=x0.device, dtype=x0.dtype)
         predictions = []
         for step in range(iters):
             x1 = x1.detach()
@@ -204,9 +207,8 @@ class RAFTStereo(StereoModel):
             net, mask, delta_flow = self._step(net, context, corr, flow)
             x1 = x1 + delta_flow[:, :1]
             if every_step or step == iters - 1:
-                # disparity = -flow; convex upsampling is linear, so the sign goes in first (no Neg node,
-                # which is not on the RK3588 compiler's operator list)
-                predictions.append(self.upsample(x0 - x1, mask))
+                # convex upsampling is linear: the sign can go in first
+                predictions.append(self.upsample(F.conv2d(x1 - x0, flow_to_disparity), mask))
         return predictions
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
