@@ -86,6 +86,27 @@ def test_gather_elements_with_constant_indices_is_flagged_and_with_computed_ones
     assert _reasons(_model([cast, slice_, gather], [1, 4, 8, 8], [1, 4, 8, 2], bounds)) == []
 
 
+def test_a_broadcast_constant_minus_a_tensor_is_flagged_and_the_other_way_round_is_not():
+    row = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(1, 1, 1, 8), "row")
+    minus = helper.make_node("Sub", ["row", "x"], ["y"], name="minus")
+    assert _reasons(_model([minus], [1, 1, 4, 8], [1, 1, 4, 8], [row])) == [
+        "minus: a constant minus a tensor, the constant broadcast along an axis, runs on the CPU (observed, "
+        "rknn-toolkit2 2.5); subtract the other way round and negate with a 1x1 convolution of weight -1"]
+    other_way = helper.make_node("Sub", ["x", "row"], ["y"], name="other_way")
+    assert _reasons(_model([other_way], [1, 1, 4, 8], [1, 1, 4, 8], [row])) == []
+    full = numpy_helper.from_array(np.zeros((1, 1, 4, 8), np.float32), "row")
+    assert _reasons(_model([minus], [1, 1, 4, 8], [1, 1, 4, 8], [full])) == []  # no broadcast
+    one = numpy_helper.from_array(np.ones((1,), np.float32), "row")
+    assert _reasons(_model([minus], [1, 1, 4, 8], [1, 1, 4, 8], [one])) == []  # 1 - z of a GRU: on the NPU
+
+
+def test_min_is_flagged_and_max_is_not():
+    for op, flagged in (("Min", True), ("Max", False)):
+        node = helper.make_node(op, ["x", "x"], ["y"], name="pick")
+        reasons = _reasons(_model([node], [1, 4, 8, 8], [1, 4, 8, 8]))
+        assert bool(reasons) == flagged and all("elementwise Min runs on the CPU" in r for r in reasons), reasons
+
+
 def test_operator_list_extents_and_opset():
     abs_node = helper.make_node("Abs", ["x"], ["y"], name="abs")
     assert _reasons(_model([abs_node], [1, 4, 8, 8], [1, 4, 8, 8])) == [

@@ -12,7 +12,7 @@ Sources, written out in edgestereo's own terms:
   channels, Slice steps of 1, Pad in constant mode, and tensor extents of at most 8192 channels,
   8192 rows and 8176 columns;
 * builds with rknn-toolkit2 2.5.0 (``edgestereo compile``), marked *observed*: operators the documents
-  allow that the compiler still leaves on its CPU, each time with the error "Unknown op target: 0".
+  allow that the compiler still leaves on its CPU, most of them with the error "Unknown op target: 0".
 
 A finding means the operator runs on the CPU beside the NPU (or, for extents, may not build), not that
 the toolkit refuses the graph.
@@ -167,6 +167,24 @@ def _gather_elements(facts: NodeFacts) -> str | None:
            "rknn-toolkit2 2.5: \"Unknown op target\", \"REGTASK\" at widths of 2048)"
 
 
+def _constant_minus_broadcast(facts: NodeFacts) -> str | None:
+    first = facts.constant(0)
+    if facts.node.op_type != "Sub" or first is None or first.size == 1:  # one minus a tensor runs on the NPU
+        return None
+    out = facts.output_shape(0)
+    if out is not None and list(first.shape) == list(out):
+        return None
+    return ("a constant minus a tensor, the constant broadcast along an axis, runs on the CPU (observed, "
+            "rknn-toolkit2 2.5); subtract the other way round and negate with a 1x1 convolution of weight -1")
+
+
+def _min(facts: NodeFacts) -> str | None:
+    if facts.node.op_type != "Min":
+        return None
+    return ("elementwise Min runs on the CPU (observed, rknn-toolkit2 2.5); Max runs on the NPU: "
+            "min(a, b) = -max(-a, -b)")
+
+
 def _extents(facts: NodeFacts) -> str | None:
     for index, name in enumerate(facts.node.output):
         shape = facts.output_shape(index)
@@ -181,5 +199,6 @@ def _extents(facts: NodeFacts) -> str | None:
 
 #: each rule: why the node does not fit the RK3588 NPU, or None.
 RKNN_NODE_RULES: tuple[Callable[[NodeFacts], str | None], ...] = (
-    _conv, _resize, _softmax, _slice, _pad, _reduce_max, _gather_elements, _extents,
+    _conv, _resize, _softmax, _slice, _pad, _reduce_max, _gather_elements, _constant_minus_broadcast, _min,
+    _extents,
 )

@@ -7,8 +7,9 @@ matching costs next to its current disparity, without warping the right image.
 
 - :func:`local_cost_reference`: ``torch.gather`` of the two neighbouring candidates and a linear blend;
 - :func:`local_cost_hat`: each output is ``Σ_d volume_d · max(0, 1 − |d − (p + offset)|)``, the same
-  interpolation written with a hat kernel: Sub, Abs, Relu, Mul and ReduceSum on 4-D tensors, ops that
-  NPU compilers and int8 QDQ graphs carry (no GatherElements, no GridSample).
+  interpolation written with a hat kernel: Sub, Max, Relu, Mul and ReduceSum on 4-D tensors, ops that
+  NPU compilers and int8 QDQ graphs carry (no GatherElements, no GridSample; no Abs, Min or Pad of
+  the channel axis, which the RK3588 compiler runs on its CPU).
 
 >>> import torch
 >>> volume = torch.arange(5.0).view(1, 5, 1, 1)          # cost d at candidate d
@@ -59,16 +60,18 @@ def local_cost_reference(volume: Tensor, position: Tensor, radius: int) -> Tenso
 def local_cost_hat(volume: Tensor, position: Tensor, radius: int) -> Tensor:
     """Deploy twin of :func:`local_cost_reference` with rank ≤ 4 elementwise ops and a channel sum.
 
-    The hat weights are built once, for offset 0, over candidates -r … D-1+r; offset k reads the
-    volume shifted by k candidates along the channels (a zero-padded slice), since
-    Σ_d V[d]·hat(d − p − k) = Σ_d V[d + k]·hat(d − p).
+    The hat weights are built once, for offset 0, over candidates -r … D-1+r, as
+    ``relu(1 − max(t, −t))`` with ``t = p − d`` (``|t|`` exactly). Offset k
+    reads them shifted by k candidates along the channels, since Σ_d V[d]·hat(d − p − k) =
+    Σ_d V[d]·hat((d − k) − p): a slice of the weights, so the volume needs no zero padding.
     """
     _check(volume, position, radius)
-    span = volume.shape[1] + 2 * radius
+    candidates = volume.shape[1]
+    span = candidates + 2 * radius
     values = torch.arange(-radius, span - radius, device=volume.device, dtype=volume.dtype).view(1, -1, 1, 1)
-    weights = torch.relu(1 - (values - position).abs())  # (B,D+2r,H,W)
-    padded = torch.nn.functional.pad(volume, (0, 0, 0, 0, 2 * radius, 2 * radius))  # candidates -2r … D-1+2r
-    costs = [(padded[:, radius + offset : radius + offset + span] * weights).sum(1, keepdim=True)
+    distance = position - values  # (B,D+2r,H,W); the tensor first: a broadcast constant first runs on the CPU
+    weights = torch.relu(1 - torch.maximum(distance, distance * -1.0))  # |t| as Max: Abs and Min run on the CPU
+    costs = [(volume * weights[:, radius - offset : radius - offset + candidates]).sum(1, keepdim=True)
              for offset in range(-radius, radius + 1)]
     return torch.cat(costs, 1)
 
