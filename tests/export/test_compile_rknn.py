@@ -10,7 +10,9 @@ import pytest
 
 from edgestereo.apps.cli import main
 from edgestereo.errors import EdgeStereoError
-from edgestereo.export.rknn import find_rknn_python, parse_rknn_log
+from edgestereo.export import rknn
+from edgestereo.export.rknn import RknnBuild, find_rknn_python, parse_rknn_log
+from edgestereo.runtime.factory import create_predictor
 
 _LOG = """I rknn-toolkit2 version: 2.5.0
 \x1b[1;33mW\x1b[0m \x1b[1;33mbuild: Not support convert to softmax in opset15!\x1b[0m
@@ -72,6 +74,56 @@ def test_a_missing_environment_names_the_command_that_creates_it(tmp_path, capsy
     assert main(["compile", str(onnx_file), "--out", str(tmp_path / "m.rknn"), "--rknn-env", str(tmp_path)]) == 2
     assert "make rknn-env" in capsys.readouterr().err
     assert not (tmp_path / "m.rknn").exists()
+
+
+def _simulated(monkeypatch, tmp_path, shift_px: float) -> list:
+    """Stand in for the toolkit: the simulator's outputs are ONNX Runtime's, the evaluation pairs' (all
+    probes after the first) shifted by ``shift_px``. Returns the probes each build saw."""
+    seen = []
+
+    def build(onnx_path, out, python, *, probes, calibration=(), **options):
+        Path(out).write_bytes(b"rknn")
+        predictor = create_predictor(onnx=str(onnx_path), device="cpu")
+        outputs = [predictor.run_tensors(left, right) + (shift_px if index else 0.0)
+                   for index, (left, right) in enumerate(probes)]
+        seen.append((len(probes), len(calibration)))
+        return RknnBuild("rknn-toolkit2 test", "rk3588", "int8" if calibration else "fp16", 0.0, 0.0, outputs)
+
+    monkeypatch.setattr(rknn, "build_rknn", build)
+    monkeypatch.setattr(rknn, "find_rknn_python", lambda env=None: tmp_path / "python")
+    return seen
+
+
+def test_an_int8_build_is_held_to_its_epe_against_float(tiny_onnx, tmp_path, monkeypatch, capsys):
+    seen = _simulated(monkeypatch, tmp_path, shift_px=0.0)
+    kept = tmp_path / "kept.rknn"
+    assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--out", str(kept)]) == 0
+    out = capsys.readouterr().out
+    assert "+0.0%) (bound: ≤ +3%)" in out and "no bound: int8 is held to its EPE" in out and kept.is_file()
+    assert seen == [(1 + 8, 2)]  # the parity pair and the 8 default evaluation pairs; 2 calibration pairs
+
+    _simulated(monkeypatch, tmp_path, shift_px=3.0)
+    refused = tmp_path / "refused.rknn"
+    assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "3",
+                 "--out", str(refused)]) == 1
+    err = capsys.readouterr().err
+    assert "refused: simulator int8 EPE is +" in err and "over the bound +3%" in err
+    assert not refused.exists() and not list(tmp_path.glob(".refused*"))
+    # a looser bound accepts the same build; fp16 is held to parity, which the shift does not touch
+    assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "3",
+                 "--max-epe-increase", "1000", "--out", str(refused)]) == 0
+    assert main(["compile", str(tiny_onnx), "--eval-samples", "3", "--out", str(tmp_path / "fp16.rknn")]) == 0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--int8", "--eval-samples", "0"], "an int8 build is checked by its EPE on --eval-samples pairs"),
+    (["--max-epe-increase", "-1"], "--max-epe-increase must be ≥ 0 percent"),
+    (["--eval-samples", "-1"], "--eval-samples must be ≥ 0"),
+])
+def test_impossible_bounds_are_user_errors(tiny_onnx, tmp_path, monkeypatch, capsys, options, message):
+    _simulated(monkeypatch, tmp_path, shift_px=0.0)
+    assert main(["compile", str(tiny_onnx), *options, "--out", str(tmp_path / "m.rknn")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "m.rknn").exists()
 
 
 def _rknn_python():
