@@ -17,6 +17,7 @@ from edgestereo import DEFAULT_MODEL, load_model
 from edgestereo.apps.cli import main
 from edgestereo.data import create_dataset
 from edgestereo.data.io import write_image
+from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.evaluator import evaluate
 from edgestereo.models import create_model
 from edgestereo.models._checkpoint import checkpoint_model_name
@@ -145,3 +146,11 @@ def test_own_camera_recipe_fine_tunes_the_packaged_default_model(tmp_path, capsy
     assert main(["infer", str(pair / "left" / "0000.png"), str(pair / "right" / "0000.png"),
                  "--pretrained", str(best), "--out", str(tmp_path / "out")]) == 0
     assert any((tmp_path / "out").iterdir())
+
+
+def test_loss_options_change_the_published_loss_only():
+    module = StereoLitModule(model="stereonet-plus2-small", loss_options={"gradient_weight": 1.0})
+    assert module.supervised.gradient_weight == 1.0 and module.supervised.distribution_weight == 0.5
+    assert module.hparams["loss_options"] == {"gradient_weight": 1.0}  # kept in checkpoints for a resume
+    with pytest.raises(EdgeStereoError, match="loss_options change the published loss"):
+        StereoLitModule(model="stereonet-plus2-small", loss="self_supervised", loss_options={"gradient_weight": 1.0})

@@ -20,6 +20,7 @@ from edgestereo.training.losses import (
     SequenceLoss,
     distribution_loss,
     edge_aware_smoothness,
+    gradient_loss,
     left_right_consistency,
     masked_mean,
     occlusion_mask,
@@ -160,6 +161,39 @@ def test_multiscale_loss_adds_the_distribution_term_only_when_asked_and_given():
     expected_kl = distribution_loss(prob, torch.full((1, 1, 2, 2), 5.0), torch.ones(1, 1, 2, 2, dtype=torch.bool), 0.5)
     assert with_kl["loss_kl8"].item() == pytest.approx(expected_kl.item(), rel=1e-5)
     assert with_kl["loss"].item() == pytest.approx(plain["loss"].item() + 0.5 * expected_kl.item(), rel=1e-5)
+
+
+def test_gradient_loss_prices_blocks_on_a_slanted_plane_and_ignores_an_offset():
+    rows, columns = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    plane = (20.0 + 0.5 * columns + 0.25 * rows).view(1, 1, 16, 16)
+    mask = torch.ones_like(plane, dtype=torch.bool)
+    assert gradient_loss(plane + 3.0, plane, mask).item() == 0.0  # a constant offset has the right steps
+    blocks = plane.view(1, 1, 4, 4, 4, 4)[:, :, :, :1, :, :1].expand(1, 1, 4, 4, 4, 4).reshape(1, 1, 16, 16)
+    # per row (column) of 15 steps: 12 inside the blocks miss the slope, 3 at their borders are 4 slopes high
+    expected = (12 * 0.5 + 3 * (2.0 - 0.5)) / 15 + (12 * 0.25 + 3 * (1.0 - 0.25)) / 15
+    assert gradient_loss(blocks, plane, mask).item() == pytest.approx(expected, rel=1e-5)
+    # pairs with an unsupervised pixel do not count
+    half = mask.clone()
+    half[..., :8] = False  # the pairs that straddle column 7 | 8 have one unsupervised pixel
+    assert gradient_loss(torch.where(half, plane, plane + 100.0), plane, half).item() == 0.0
+
+
+def test_multiscale_loss_adds_the_gradient_term_on_the_finest_prediction():
+    gt = (10.0 + torch.arange(8.0)).expand(8, 8).reshape(1, 1, 8, 8)
+    coarse, fine = torch.full_like(gt, 10.0), gt.flip(-1)  # fine: right values, wrong direction
+    plain = MultiScaleSmoothL1Loss(weights=(0.5, 1.0))({"left": [coarse, fine]}, _batch(gt))
+    with_gradient = MultiScaleSmoothL1Loss(weights=(0.5, 1.0), gradient_weight=2.0)({"left": [coarse, fine]},
+                                                                                     _batch(gt))
+    assert "loss_gradient" not in plain and with_gradient["loss_gradient"].item() == pytest.approx(2.0)
+    assert with_gradient["loss"].item() == pytest.approx(plain["loss"].item() + 2.0 * 2.0)
+
+
+def test_published_loss_options_can_be_changed_and_unknown_ones_are_refused():
+    model = create_model("stereonet-plus2-small")
+    loss = published_loss(model, overrides={"gradient_weight": 1.0})
+    assert loss.gradient_weight == 1.0 and loss.distribution_weight == 0.5
+    with pytest.raises(EdgeStereoError, match="do not fit"):
+        published_loss(model, overrides={"gradient_wieght": 1.0})
 
 
 # --------------------------------------------------------------------------- family → loss

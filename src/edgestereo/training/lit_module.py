@@ -84,7 +84,8 @@ class StereoLitModule(pl.LightningModule):
     """Trains ``create_model(model, pretrained, **model_config)``: pretrained None starts from random
     weights, True from the weights packaged with edgestereo, a path from that file.
 
-    loss: "published" (the family's loss, :func:`~edgestereo.training.losses.published_loss`) or
+    loss: "published" (the family's loss, :func:`~edgestereo.training.losses.published_loss`, its options
+    changed by ``loss_options``, e.g. ``{gradient_weight: 1.0}``) or
     "self_supervised" (:class:`~edgestereo.training.losses.SelfSupervisedLoss`, no ground truth
     needed; weights in ``self_supervised``), validated by ``val/zncc`` (mean
     :func:`~edgestereo.training.losses.zncc_cost`, the metric its best checkpoint is chosen by) and
@@ -111,6 +112,7 @@ class StereoLitModule(pl.LightningModule):
         model_config: dict[str, Any] | None = None,
         pretrained: bool | str | None = None,
         loss: Literal["published", "self_supervised"] = "published",
+        loss_options: dict[str, Any] | None = None,
         self_supervised: SelfSupervisedLoss | None = None,
         max_disp: float | None = None,
         lr: float = 2e-4,
@@ -137,7 +139,9 @@ class StereoLitModule(pl.LightningModule):
             raise EdgeStereoError(f"model {model!r} has no trainable parameters")
         self.loss_kind = loss
         self.self_supervised = weights
-        self.supervised = published_loss(self.model, max_disp) if loss == "published" else None
+        if loss_options and loss != "published":
+            raise EdgeStereoError("model.loss_options change the published loss; loss is " + repr(loss))
+        self.supervised = published_loss(self.model, max_disp, loss_options) if loss == "published" else None
         self.max_disp = max_disp if max_disp is not None else getattr(self.model.config, "max_disp", None)
         #: the fake-quantized graph under quant "qat", built in setup() (it needs the training crop size)
         self.qat: QATModel | None = None

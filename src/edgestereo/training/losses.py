@@ -81,6 +81,20 @@ def masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, values, 0.0).sum() / mask.sum().clamp(min=1)
 
 
+def gradient_loss(prediction: Tensor, gt: Tensor, mask: Tensor) -> Tensor:
+    """Mean |∂prediction − ∂gt| over horizontal and over vertical neighbour pairs whose two pixels are in
+    ``mask``, summed (px per px): steps the ground truth does not have (the cells of an upsampling)
+    cost, and so do edges smeared or moved. prediction, gt: (B,1,H,W) px; mask: (B,1,H,W) bool."""
+    terms = []
+    for dim in (-1, -2):
+        length = gt.shape[dim] - 1
+        ahead = [t.narrow(dim, 1, length) for t in (prediction, gt, mask)]
+        behind = [t.narrow(dim, 0, length) for t in (prediction, gt, mask)]
+        step_error = (ahead[0] - behind[0]) - (ahead[1] - behind[1])
+        terms.append(masked_mean(step_error.abs(), ahead[2] & behind[2]))
+    return terms[0] + terms[1]
+
+
 def _check_full_resolution(predictions: Sequence[Tensor], gt: Tensor, family: str) -> list[Tensor]:
     out = []
     for index, prediction in enumerate(predictions):
@@ -210,13 +224,15 @@ class MultiScaleSmoothL1Loss:
 
     With ``distribution_weight`` > 0 and ``forward_train`` outputs that carry ``distributions``
     (a list of (softmax (B,D,h,w), stride)), each distribution also gets :func:`distribution_loss`
-    against the block-averaged ground truth, Laplacian scale ``distribution_scale`` candidates.
+    against the block-averaged ground truth, Laplacian scale ``distribution_scale`` candidates. With
+    ``gradient_weight`` > 0 the last (finest) prediction also gets :func:`gradient_loss`.
     """
 
     weights: tuple[float, ...]
     max_disp: float | None = 192.0
     distribution_weight: float = 0.0
     distribution_scale: float = 0.5
+    gradient_weight: float = 0.0
 
     def __call__(self, outputs: Any, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         gt = batch["disp"].float()
@@ -237,14 +253,20 @@ class MultiScaleSmoothL1Loss:
                 kl = distribution_loss(prob, target, block_mask, self.distribution_scale)
                 loss = loss + self.distribution_weight * kl
                 terms[f"loss_kl{stride}"] = kl.detach()
+        if self.gradient_weight > 0:
+            gradient = gradient_loss(predictions[-1], gt, mask)
+            loss = loss + self.gradient_weight * gradient
+            terms["loss_gradient"] = gradient.detach()
         return {"loss": loss, **terms}
 
 
 # --------------------------------------------------------------------------- family → published loss
-def published_loss(model: nn.Module, max_disp: float | None = None) -> StereoLoss:
+def published_loss(model: nn.Module, max_disp: float | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> StereoLoss:
     """The loss ``model``'s family was published with (its class's ``training_loss``, inherited by
     subclasses). ``max_disp`` (px) overrides the published ground-truth cut-off; by default the
-    model's ``config.max_disp`` when it has one."""
+    model's ``config.max_disp`` when it has one. ``overrides`` replace or add the loss's options
+    (e.g. ``{"gradient_weight": 1.0}``); an option the loss does not have is a user error."""
     spec = getattr(type(model), "training_loss", None)
     if spec is None:
         name = getattr(model, "model_name", "") or type(model).__name__
@@ -258,10 +280,13 @@ def published_loss(model: nn.Module, max_disp: float | None = None) -> StereoLos
                               "imported") from None
     if max_disp is None:
         max_disp = getattr(getattr(model, "config", None), "max_disp", None)
-    options = dict(spec.options)
+    options = {**spec.options, **(overrides or {})}
     if max_disp is not None:
         options["max_disp"] = float(max_disp)
-    return factory(**options)
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise EdgeStereoError(f"loss options {sorted(overrides or {})} do not fit {spec.target}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- self-supervised
