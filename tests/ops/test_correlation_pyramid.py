@@ -87,7 +87,7 @@ def test_lookup_at_rest_from_features_equals_the_pyramid_lookup(levels, radius, 
     op = CorrelationPyramid1d(levels, radius)
     for deploy in (False, True):
         op.switch_to_deploy(deploy)
-        torch.testing.assert_close(op.lookup_at_rest(fmap1, fmap2), expected)
+        torch.testing.assert_close(op.lookup_at_rest(op.build(fmap1, fmap2), fmap1, fmap2), expected)
     with pytest.raises(ValueError, match=r"two \(B,C,H,W\) features of one shape, got \(2, 24, 3, 2\)"):
         lookup_at_rest_features(fmap1[..., :2], fmap2, levels, radius)
 

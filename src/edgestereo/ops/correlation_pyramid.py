@@ -150,7 +150,7 @@ def lookup_at_rest_features(fmap1: Tensor, fmap2: Tensor, num_levels: int, radiu
     as many times, one grouped 1x1 convolution (the channel sums, weights 1/sqrt(C)), a linear blend.
     No gather: the RK3588 compiler (rknn-toolkit2 2.5) turns a GatherElements with constant indices
     into a MatMul with reshapes that run on its CPU ("Unknown op target", "REGTASK" at 256x512). Few
-    nodes: its build rewrites the graph node by node, about 10 s a rewrite for RAFT-realtime.
+    nodes: its build rewrites the graph node by node, and each rewrite of a RAFT-sized graph is slow.
     """
     if fmap1.dim() != 4 or fmap1.shape != fmap2.shape:
         raise ValueError(f"expected two (B,C,H,W) features of one shape, got {tuple(fmap1.shape)} "
@@ -214,16 +214,17 @@ class CorrelationPyramid1d(DeploySwitch):
             return lookup_gather(pyramid, x, self.radius)
         return lookup_grid_sample(pyramid, x, self.radius)
 
-    def lookup_at_rest(self, fmap1: Tensor, fmap2: Tensor) -> Tensor:
-        """:meth:`lookup` at zero disparity (x = each left pixel's own column), straight from the features
-        (B,C,H,W) x2 → (B, L*(2r+1), H, W); the deploy twin needs no volume and no gather."""
-        with _no_autocast(fmap1.device.type):
-            fmap1, fmap2 = _at_least_float32(fmap1), _at_least_float32(fmap2)
-            if self.deploy_mode:
-                return lookup_at_rest_features(fmap1, fmap2, self.num_levels, self.radius)
-            batch, _, height, width = fmap1.shape
-            x = torch.arange(width, device=fmap1.device, dtype=fmap1.dtype).view(1, 1, 1, width)
-            return self.lookup(self.build(fmap1, fmap2), x.repeat(batch, 1, height, 1))
+    def lookup_at_rest(self, pyramid: list[Tensor], fmap1: Tensor, fmap2: Tensor) -> Tensor:
+        """:meth:`lookup` at zero disparity (x = each left pixel's own column) → (B, L*(2r+1), H, W).
+        The reference twin reads ``pyramid`` (from :meth:`build`); the deploy twin computes it from the
+        features (B,C,H,W) x2 and needs no gather."""
+        if self.deploy_mode:
+            with _no_autocast(fmap1.device.type):
+                return lookup_at_rest_features(_at_least_float32(fmap1), _at_least_float32(fmap2), self.num_levels,
+                                               self.radius)
+        batch, _, height, width = fmap1.shape
+        x = torch.arange(width, device=fmap1.device, dtype=pyramid[0].dtype).view(1, 1, 1, width)
+        return self.lookup(pyramid, x.repeat(batch, 1, height, 1))
 
     def forward(self, fmap1: Tensor, fmap2: Tensor, x: Tensor) -> Tensor:
         """One-shot :meth:`build` and :meth:`lookup`: (B,C,H,W1), (B,C,H,W2), (B,1,H,W1) → (B,L*(2r+1),H,W1)."""

@@ -202,7 +202,10 @@ class RAFTStereo(StereoModel):
         predictions = []
         for step in range(iters):
             x1 = x1.detach()
-            corr = self.correlation.lookup_at_rest(fmap1, fmap2) if step == 0 else self.correlation.lookup(pyramid, x1)
+            if step == 0:
+                corr = self.correlation.lookup_at_rest(pyramid, fmap1, fmap2)
+            else:
+                corr = self.correlation.lookup(pyramid, x1)
             flow = F.conv2d(x1 - x0, x_to_xy)
             net, mask, delta_flow = self._step(net, context, corr, flow)
             x1 = x1 + delta_flow[:, :1]
