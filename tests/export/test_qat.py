@@ -132,3 +132,29 @@ def test_qat_calibrates_trains_and_writes_back():
     assert "backbone.stem.0.weight" in changed
     with pytest.raises(EdgeStereoError, match="takes 64x64 crops"):
         qat.forward_train(*model.example_inputs(32, 64))
+
+
+@pytest.mark.slow
+def test_qat_keeps_a_dict_of_predictions_and_distributions():
+    """StereoNetPlus v2 (the default model) returns {"left": predictions, "distributions": [(softmax,
+    stride), …]} from forward_train: under QAT the same structure comes back, strides included, and
+    its published loss runs on it."""
+    from edgestereo.training.losses import published_loss
+    from network_fixtures import calibrated
+
+    model = calibrated("stereonet-plus2-small", max_disp=64)
+    qat = QATModel(model, 64, 64)
+    left, right = model.example_inputs(64, 64, batch=2)
+    qat.calibrate([(left, right)])
+    with torch.no_grad():
+        reference = model.deploy().train().forward_train(left, right)
+    outputs = qat.train().forward_train(left, right)
+    assert set(outputs) == {"left", "distributions"}
+    assert [tuple(p.shape) for p in outputs["left"]] == [tuple(p.shape) for p in reference["left"]]
+    assert [(tuple(p.shape), stride) for p, stride in outputs["distributions"]] == \
+        [(tuple(p.shape), stride) for p, stride in reference["distributions"]]
+    assert torch.equal(qat.eval()(left, right), qat.forward_train(left, right)["left"][-1])
+    gt = torch.rand(2, 1, 64, 64) * 60
+    batch = {"disp": gt, "valid": torch.ones_like(gt, dtype=torch.bool)}
+    terms = published_loss(model)(qat.train().forward_train(left, right), batch)
+    assert {"loss_kl8", "loss_kl16"} <= set(terms) and torch.isfinite(terms["loss"])

@@ -58,17 +58,21 @@ def _torchao() -> Any:
 
 
 class _TrainForward(nn.Module):
-    """``forward_train`` as a plain forward returning a tuple, for ``torch.export``."""
+    """``forward_train`` as a plain forward, for ``torch.export``: a list of predictions as a tuple, a
+    dict (``left`` predictions, ``distributions`` as (tensor, stride) pairs) as it is; torch.export
+    keeps the structure and its int leaves."""
 
     def __init__(self, model: StereoModel) -> None:
         super().__init__()
         self.net = model
 
-    def forward(self, left: Tensor, right: Tensor) -> tuple[Tensor, ...]:
+    def forward(self, left: Tensor, right: Tensor) -> tuple[Tensor, ...] | dict[str, Any]:
         outputs = self.net.forward_train(left, right)
+        if isinstance(outputs, dict):
+            return outputs
         if not isinstance(outputs, (list, tuple)):
             raise EdgeStereoError(f"{self.net.model_name}: forward_train returns {type(outputs).__name__}; QAT "
-                                  "needs a list of predictions")
+                                  "needs a list or a dict of predictions")
         return tuple(outputs)
 
 
@@ -134,16 +138,19 @@ class QATModel(nn.Module):
         self.graph.apply(self._pt2e.enable_observer if mode else self._pt2e.disable_observer)
         return self
 
-    def forward_train(self, left: Tensor, right: Tensor) -> list[Tensor]:
-        """left, right (B,3,H,W) in [0,255] → the model's training predictions under fake quantization."""
+    def forward_train(self, left: Tensor, right: Tensor) -> Any:
+        """left, right (B,3,H,W) in [0,255] → the model's ``forward_train`` outputs (the same structure:
+        a list of predictions, or a dict) under fake quantization."""
         h, w = self.input_size
         if tuple(left.shape[-2:]) != (h, w):
             raise EdgeStereoError(f"QAT graph takes {w}x{h} crops, got {left.shape[-1]}x{left.shape[-2]}")
-        return list(self.graph(left, right))
+        outputs = self.graph(left, right)
+        return outputs if isinstance(outputs, dict) else list(outputs)
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         """The final (full-resolution) disparity (B,1,H,W) px under fake quantization."""
-        return self.forward_train(left, right)[-1]
+        outputs = self.forward_train(left, right)
+        return (outputs["left"] if isinstance(outputs, dict) else outputs)[-1]
 
     @torch.no_grad()
     def calibrate(self, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:
