@@ -56,7 +56,7 @@ def time_runs(predictor, left: np.ndarray, right: np.ndarray, runs: int, warmup:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "stereonet-plus2-small", "raft-stereo-realtime"])
+    parser.add_argument("--models", nargs="+", default=[DEFAULT_MODEL, "stereonet-plus-small", "raft-stereo-realtime"])
     parser.add_argument("--size", type=int, nargs=2, default=(384, 640), metavar=("H", "W"))
     parser.add_argument("--raft-size", type=int, nargs=2, default=(256, 512), metavar=("H", "W"),
                         help="RAFT-Stereo networks run at this size (default 256 512)")

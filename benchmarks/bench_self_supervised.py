@@ -1,9 +1,9 @@
-"""Self-supervised fine-tuning of the default model on a domain it was not trained on, scored with
-ground truth that training never sees.
+"""Self-supervised fine-tuning of the own-camera recipe's model (stereonet-plus-small, v1, the default
+model until v2) on a domain it was not trained on, scored with ground truth that training never sees.
 
 The domain: synthetic photograph scenes (``segment_prob`` 0.7) built only from the photographs kept
 out of training (``VALIDATION_PHOTOS``: chelsea, clock, rocket), sensor noise up to ``--noise``
-grey levels (3 in training), at 128×256 with disparities below 48 px (the default model trained at
+grey levels (3 in training), at 128×256 with disparities below 48 px (the model trained at
 256×512, below 192 px).
 
 - Training: ``--pairs`` pairs of the ``train`` split written as left/right PNGs only, no disparity,
@@ -37,7 +37,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgestereo import DEFAULT_MODEL
 from edgestereo.data import collate_stereo, create_dataset, to_tensors
 from edgestereo.data.io import write_image
 from edgestereo.data.synthetic.textures import VALIDATION_PHOTOS
@@ -55,6 +54,8 @@ from edgestereo.training.losses import (
 )
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "stereonet_plus_own_camera.yaml"
+#: the model the recipe fine-tunes from its packaged weights
+MODEL = "stereonet-plus-small"
 SIZE, MAX_DISP = (128, 256), 48
 METRICS = ("val/zncc", "val/photometric", "SSIM+L1 in view")
 
@@ -73,8 +74,8 @@ def write_pairs(dataset: Any, folder: Path) -> None:
 
 
 def predict(weights: bool | Path, batch: dict) -> torch.Tensor:
-    """Disparities (N,1,H,W) px of the default model with ``weights`` (True: packaged)."""
-    model = create_model(DEFAULT_MODEL, pretrained=weights)
+    """Disparities (N,1,H,W) px of the recipe's model with ``weights`` (True: packaged)."""
+    model = create_model(MODEL, pretrained=weights)
     padder = InputPadder(batch["left"].shape, model.divisor)
     with torch.no_grad():
         return padder.unpad(model(*padder.pad(batch["left"], batch["right"]))).float()

@@ -33,6 +33,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-5, help="QAT learning rate (a tenth of float training's)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--freeze-bn", action="store_true",
+                        help="QAT keeps BatchNorm's running statistics (as a fine-tune with model.freeze_bn)")
+    parser.add_argument("--keep-float", action="append", default=[], metavar="PATTERN",
+                        help="node names left in float in both int8 rows (fnmatch, repeatable; as in quantize)")
     parser.add_argument("--quick", action="store_true", help="small model, 64x128, few samples and steps")
     args = parser.parse_args(argv)
     if args.quick:
@@ -75,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
     rows.append(VariantResult("float", "torch fp32", score_torch(model.deploy().eval(), evaluation, *size)))
     log(f"float EPE {rows[-1].metrics['epe']:.4f}")
-    options = QuantizeOptions(per_channel=True)
+    options = QuantizeOptions(per_channel=True, keep_float=tuple(args.keep_float))
     with tempfile.TemporaryDirectory(prefix="edgestereo-precision-") as work:
         float_onnx = export_onnx(model, Path(work) / "float.onnx", *size)
         ptq = quantize_onnx(float_onnx, Path(work) / "ptq.onnx", feeds, options).output
         rows.append(VariantResult("int8 PTQ", "onnxruntime QDQ", score_onnx(ptq, evaluation, threads=args.threads)))
         log(f"int8 PTQ EPE {rows[-1].metrics['epe']:.4f}")
 
-        qat = QATModel(model, *size)
+        qat = QATModel(model, *size, freeze_bn=args.freeze_bn)
         batches = [to_tensors(s) for s in calib]
         qat.calibrate((b["left"][None], b["right"][None]) for b in batches)
         rows.append(VariantResult("calibrated", "torch fake-quant", score_torch(qat.eval(), evaluation, *size)))
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(VariantResult("int8", "onnxruntime QDQ", score_onnx(int8, evaluation, threads=args.threads)))
     print(f"{args.model} {'(' + args.pretrained + ')' if args.pretrained else '(random init)'}, synthetic val "
           f"{len(evaluation)} pairs at {args.width}x{args.height}; calibration {len(calib)} pairs; QAT "
-          f"{args.qat_steps} steps; load average {os.getloadavg()[0]:.2f}")
+          f"{args.qat_steps} steps{' (BatchNorm frozen)' if args.freeze_bn else ''}; kept in float: "
+          f"{', '.join(args.keep_float) or 'nothing'}; load average {os.getloadavg()[0]:.2f}")
     print(format_precision_table(rows))
     return 0
 

@@ -7,18 +7,20 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from edgestereo import DEFAULT_MODEL
 from edgestereo.models import create_model
 from edgestereo.training import StereoDataModule, StereoLitModule, export_weights
 from edgestereo.training.callbacks import BestCheckpoint
 
 OPTIONS = {"num": 4, "size": [64, 128], "max_disp": 24}
+#: the model the own-camera recipe fine-tunes from its packaged weights
+OWN_CAMERA_MODEL = "stereonet-plus-small"
 
 
 def _fine_tune(tmp_path, include_start: bool) -> tuple[BestCheckpoint, pl.Trainer]:
-    """Two self-supervised steps from the packaged default model at a learning rate that wrecks it."""
+    """Two self-supervised steps from the packaged weights the own-camera recipe starts from, at a
+    learning rate that wrecks them."""
     torch.manual_seed(0)
-    module = StereoLitModule(model=DEFAULT_MODEL, pretrained=True, loss="self_supervised", lr=1.0,
+    module = StereoLitModule(model=OWN_CAMERA_MODEL, pretrained=True, loss="self_supervised", lr=1.0,
                              scheduler="constant", freeze_bn=True, val_images=0)
     data = StereoDataModule(options=OPTIONS, val_options={**OPTIONS, "num": 2}, crop_size=None,
                             augmentation="none", batch_size=2)
@@ -40,8 +42,8 @@ def test_the_starting_weights_are_the_best_when_fine_tuning_makes_them_worse(tmp
     wrecked = float(trainer.callback_metrics["val/zncc"])  # NaN if the weights diverged
     assert not wrecked <= float(best.best_model_score)
     exported_file = export_weights(best.best_model_path, tmp_path / "best.safetensors")
-    exported = create_model(DEFAULT_MODEL, pretrained=exported_file)
-    packaged = create_model(DEFAULT_MODEL, pretrained=True)
+    exported = create_model(OWN_CAMERA_MODEL, pretrained=exported_file)
+    packaged = create_model(OWN_CAMERA_MODEL, pretrained=True)
     for key, value in packaged.state_dict().items():
         assert torch.equal(value, exported.state_dict()[key]), key
 

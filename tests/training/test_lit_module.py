@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgestereo import DEFAULT_MODEL, load_model
+from edgestereo import load_model
 from edgestereo.apps.cli import main
 from edgestereo.data import create_dataset
 from edgestereo.data.io import write_image
@@ -118,9 +118,9 @@ def _write_folder(root: Path, count: int) -> None:
         write_image(root / "right" / f"{index:04d}.png", sample["right"])
 
 
-def test_own_camera_recipe_fine_tunes_the_packaged_default_model(tmp_path, capsys):
-    """No model option: the recipe starts from the packaged weights, validates at step 0 and writes
-    weights that ``infer --pretrained FILE`` loads alone."""
+def test_own_camera_recipe_fine_tunes_the_packaged_v1_model(tmp_path, capsys):
+    """No model option: the recipe starts from stereonet-plus-small's packaged weights, validates at
+    step 0 and writes weights that ``infer --pretrained FILE`` loads alone."""
     _write_folder(tmp_path / "pairs", 4)
     result = run_training([
         "--config", str(CONFIGS / "stereonet_plus_own_camera.yaml"),
@@ -136,11 +136,12 @@ def test_own_camera_recipe_fine_tunes_the_packaged_default_model(tmp_path, capsy
     assert not any(key.startswith("val/epe") for key in logged)
     # Lightning logs a validation inside an epoch at the step before the optimiser step that triggered it
     assert [int(row["step"]) for row in rows if row.get("val/zncc")] == [0, 1]
-    packaged = create_model(DEFAULT_MODEL, pretrained=True)
-    start = create_model(DEFAULT_MODEL, pretrained=next((result.root / "checkpoints").glob("best-*-step0000000.ckpt")))
+    packaged = create_model("stereonet-plus-small", pretrained=True)
+    first = next((result.root / "checkpoints").glob("best-*-step0000000.ckpt"))
+    start = create_model("stereonet-plus-small", pretrained=first)
     assert all(torch.equal(value, start.state_dict()[key]) for key, value in packaged.state_dict().items())
     best = result.root / "best.safetensors"
-    assert checkpoint_model_name(best) == DEFAULT_MODEL == checkpoint_model_name(result.weights)
+    assert checkpoint_model_name(best) == "stereonet-plus-small" == checkpoint_model_name(result.weights)
     assert load_model(best).state_dict().keys() == packaged.state_dict().keys()
     pair = tmp_path / "pairs"
     assert main(["infer", str(pair / "left" / "0000.png"), str(pair / "right" / "0000.png"),

@@ -216,4 +216,5 @@ register_model("stereonet-plus2", StereoNetPlus2, StereoNetPlus2Config(),
                "upsampling; 4-D for NPUs")
 register_model("stereonet-plus2-small", StereoNetPlus2, StereoNetPlus2Config(**_SMALL),
                description="StereoNetPlus v2 with stereonet-plus-small's backbone: thinner 1/8 part, 16-channel "
-               "refinement")
+               "refinement",
+               packaged_weights="stereonet_plus2_small_synthetic.safetensors")
