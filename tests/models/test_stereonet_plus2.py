@@ -135,3 +135,36 @@ def test_fresh_upsampling_is_close_to_bilinear_not_blocks(name):
     inside = (..., slice(4, -4), slice(4, -4))
     to_bilinear = (out["full"] - bilinear)[inside].abs().mean()
     assert to_bilinear < 0.5 * (nearest - bilinear)[inside].abs().mean()
+
+
+def test_bounded_mask_logits_stay_near_bilinear_and_export():
+    """mask_logit_bound caps how far the convex-upsampling weights move from bilinear interpolation:
+    a mask head pushed to nearest-neighbour blocks (a large logit on each cell's own pixel) gives
+    4x4 blocks unbounded and stays close to bilinear with the bound; the bounded graph (a Tanh)
+    still passes npu4d and rknn and matches ONNX Runtime."""
+    def run(bound: float):
+        model = calibrated("stereonet-plus2-small", mask_logit_bound=bound)
+        with torch.no_grad():
+            model.refine.mask[-1].bias.view(9, 16)[4] += 40.0  # neighbour 4 is the cell's own coarse pixel
+            out = model._run(*model.example_inputs(64, 128), supervise=False)
+        bilinear = F.interpolate(out["quarter"], scale_factor=4, mode="bilinear", align_corners=False)
+        nearest = F.interpolate(out["quarter"], scale_factor=4, mode="nearest")
+        inside = (..., slice(4, -4), slice(4, -4))
+        return model, (out["full"] - bilinear)[inside].abs().mean() / (nearest - bilinear)[inside].abs().mean()
+
+    _, unbounded = run(0.0)
+    model, bounded = run(0.5)
+    assert unbounded > 0.95  # the pushed head alone gives blocks
+    assert bounded < 0.5
+    with pytest.raises(EdgeStereoError, match="mask_logit_bound must be ≥ 0"):
+        create_model("stereonet-plus2-small", mask_logit_bound=-0.5)
+
+
+def test_bounded_model_exports_npu4d_and_rknn_clean(tmp_path):
+    model = calibrated("stereonet-plus2-small", mask_logit_bound=0.5)
+    path = export_onnx(model, tmp_path / "bounded.onnx", 64, 128, profile="npu4d")
+    for profile in ("npu4d", "rknn"):
+        report = check_onnx(path, profile)
+        assert report.ok, report.format()
+    assert "Tanh" in check_onnx(path, "npu4d").op_histogram
+    assert_parity(verify_onnx(model, path))

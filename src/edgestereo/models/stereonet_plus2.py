@@ -53,7 +53,10 @@ class StereoNetPlus2Config:
     The 1/8 part (max_disp … num_aggregations) means what it means in :class:`StereoNetPlusConfig`.
     quarter_channels: 1/4 matching features. refine_channels / refine_dilations: the 1/4
     refinement blocks (one residual block per dilation). local_radius: candidates read on each side
-    of the estimate at 1/4 (one candidate is 4 full-resolution pixels).
+    of the estimate at 1/4 (one candidate is 4 full-resolution pixels). mask_logit_bound: when > 0,
+    each convex-upsampling logit stays within ± this of the bilinear one (a tanh of the learnt
+    difference), so no upsampling weight moves more than e^(2·bound)× from bilinear interpolation's:
+    the cap on the 4-px block pattern (docs/default-model.md); 0 leaves the logits free.
     """
 
     max_disp: int = 192
@@ -68,6 +71,7 @@ class StereoNetPlus2Config:
     refine_channels: int = 32
     refine_dilations: tuple[int, ...] = (1, 2, 4)
     local_radius: int = 4
+    mask_logit_bound: float = 0.0
 
     def backbone_config(self) -> StereoNetPlusConfig:
         """The v1 config that the shared backbone, FPN and aggregation blocks read."""
@@ -84,6 +88,8 @@ def _validate(config: StereoNetPlus2Config) -> None:
         raise EdgeStereoError("quarter_channels and refine_channels must be ≥ 1 and refine_dilations non-empty")
     if config.local_radius < 0:
         raise EdgeStereoError(f"local_radius must be ≥ 0, got {config.local_radius}")
+    if not config.mask_logit_bound >= 0:
+        raise EdgeStereoError(f"mask_logit_bound must be ≥ 0 (0: unbounded), got {config.mask_logit_bound}")
 
 
 class DilatedResBlock(nn.Module):
@@ -103,10 +109,14 @@ class DilatedResBlock(nn.Module):
 
 class QuarterRefinement(nn.Module):
     """1/4 refinement: (left features, local costs, estimate) → (residual (B,1,h,w) in 1/4 candidate
-    units, convex-upsampling logits (B,9·16,h,w))."""
+    units, convex-upsampling logits (B,9·16,h,w), within ± ``logit_bound`` of bilinear's when it is > 0)."""
 
-    def __init__(self, feature_channels: int, cost_channels: int, channels: int, dilations: tuple[int, ...]) -> None:
+    def __init__(self, feature_channels: int, cost_channels: int, channels: int, dilations: tuple[int, ...],
+                 logit_bound: float = 0.0) -> None:
         super().__init__()
+        self.logit_bound = logit_bound
+        self.register_buffer("bilinear_logits", bilinear_mask_logits(_REFINE_STRIDE).view(1, -1, 1, 1),
+                             persistent=False)
         self.inputs = conv_bn(feature_channels + cost_channels + 1, channels, 3)
         self.blocks = nn.Sequential(*(DilatedResBlock(channels, d) for d in dilations))
         self.residual = nn.Conv2d(channels, 1, 3, 1, 1)
@@ -115,7 +125,11 @@ class QuarterRefinement(nn.Module):
     def forward(self, features: Tensor, costs: Tensor, estimate: Tensor) -> tuple[Tensor, Tensor]:
         x = self.blocks(self.inputs(torch.cat([features, costs, estimate], 1)))
         # the 0.25 keeps the learnt part of the upsampling weights small at the start (RAFT scales them the same way)
-        return self.residual(x), _MASK_SCALE * self.mask(x)
+        logits = _MASK_SCALE * self.mask(x)
+        if self.logit_bound:
+            bound = self.logit_bound
+            logits = self.bilinear_logits + bound * torch.tanh((logits - self.bilinear_logits) / bound)
+        return self.residual(x), logits
 
 
 class StereoNetPlus2(MatchingAtEighth):
@@ -144,7 +158,7 @@ class StereoNetPlus2(MatchingAtEighth):
         self.quarter_correlation = Correlation1d(config.max_disp // _REFINE_STRIDE)
         self.local_cost = LocalCost(config.local_radius)
         self.refine = QuarterRefinement(config.quarter_channels, 2 * config.local_radius + 1,
-                                        config.refine_channels, config.refine_dilations)
+                                        config.refine_channels, config.refine_dilations, config.mask_logit_bound)
         self.upsample = ConvexUpsample(_REFINE_STRIDE)
         self._init_weights()
         # the refinement starts as "keep the estimate", the upsampling as bilinear interpolation: a
