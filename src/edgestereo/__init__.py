@@ -14,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 #: the model used when none is named: StereoNetPlus v2 small with the weights packaged with edgestereo
-#: (trained on the built-in synthetic set and photograph scenes; docs/default-model.md).
+#: (trained on the built-in synthetic set; docs/default-model.md).
 DEFAULT_MODEL = "stereonet-plus2-small"
 
 _EXPORTS = {

@@ -137,11 +137,10 @@ def test_fresh_upsampling_is_close_to_bilinear_not_blocks(name):
     assert to_bilinear < 0.5 * (nearest - bilinear)[inside].abs().mean()
 
 
-def test_bounded_mask_logits_stay_near_bilinear_and_export():
+def test_bounded_mask_logits_stay_near_bilinear():
     """mask_logit_bound caps how far the convex-upsampling weights move from bilinear interpolation:
     a mask head pushed to nearest-neighbour blocks (a large logit on each cell's own pixel) gives
-    4x4 blocks unbounded and stays close to bilinear with the bound; the bounded graph (a Tanh)
-    still passes npu4d and rknn and matches ONNX Runtime."""
+    4x4 blocks unbounded and stays close to bilinear with the bound. A negative bound is refused."""
     def run(bound: float):
         model = calibrated("stereonet-plus2-small", mask_logit_bound=bound)
         with torch.no_grad():
@@ -161,6 +160,7 @@ def test_bounded_mask_logits_stay_near_bilinear_and_export():
 
 
 def test_bounded_model_exports_npu4d_and_rknn_clean(tmp_path):
+    """The bounded graph (a Tanh) passes npu4d and rknn and matches ONNX Runtime."""
     model = calibrated("stereonet-plus2-small", mask_logit_bound=0.5)
     path = export_onnx(model, tmp_path / "bounded.onnx", 64, 128, profile="npu4d")
     for profile in ("npu4d", "rknn"):
