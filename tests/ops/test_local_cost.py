@@ -20,6 +20,21 @@ def test_hat_twin_equals_gather_reference_inside_and_beyond_the_range(radius):
     torch.testing.assert_close(local_cost_hat(volume, position, radius), expected, rtol=0, atol=1e-12)
 
 
+def test_a_nan_position_gives_nan_costs_there_in_both_twins():
+    """A diverged network's NaN estimate propagates as NaN (Lightning sees a NaN loss) instead of the
+    reference twin crashing on a -2^63 gather index; the other pixels are unaffected."""
+    volume = torch.randn(1, 12, 3, 4, dtype=torch.float64)
+    position = torch.rand(1, 1, 3, 4, dtype=torch.float64) * 11
+    position[0, 0, 1, 2] = float("nan")
+    for look_up in (local_cost_reference, local_cost_hat):
+        costs = look_up(volume, position, 2)
+        nan = torch.isnan(costs).any(1)[0]
+        assert nan[1, 2] and int(nan.sum()) == 1, look_up.__name__
+    finite = torch.isfinite(position)[:, 0]
+    torch.testing.assert_close(local_cost_reference(volume, position, 2).permute(0, 2, 3, 1)[finite],
+                               local_cost_hat(volume, position, 2).permute(0, 2, 3, 1)[finite], rtol=0, atol=1e-12)
+
+
 def test_reads_linear_interpolation_at_the_offsets_and_zero_outside():
     volume = (10 * torch.arange(5.0) + 5).view(1, 5, 1, 1).expand(1, 5, 1, 2).contiguous()  # 10·d + 5
     position = torch.tensor([1.25, 3.5]).view(1, 1, 1, 2)

@@ -47,9 +47,11 @@ def local_cost_reference(volume: Tensor, position: Tensor, radius: int) -> Tenso
     offsets = torch.arange(-radius, radius + 1, device=volume.device, dtype=position.dtype).view(1, -1, 1, 1)
     where = position + offsets  # (B,K,H,W)
     below = where.floor()
-    fraction = where - below
+    fraction = where - below  # NaN where the position is NaN: the costs there are NaN, as in the hat twin
     padded = torch.nn.functional.pad(volume, (0, 0, 0, 0, 1, 1))  # candidate -1 and D are 0
-    # positions outside [-1, D] read the zero padding on both sides
+    # positions outside [-1, D] read the zero padding on both sides; a NaN position reads it too (a NaN
+    # index would be -2^63 as an integer)
+    below = torch.nan_to_num(below, nan=-2.0)
     low_index = (below.clamp(-1, candidates) + 1).long()
     high_index = (below.clamp(-2, candidates - 1) + 2).long()
     low = padded.gather(1, low_index)
