@@ -1,6 +1,6 @@
 """A/B of StereoNetPlus v2 widths and max_disp on the validation sets, with short runs of the campaign recipe.
 
-Each variant is ``stereonet-plus2-small`` with one config field changed. It trains ``--steps`` steps of
+Each variant is ``stereonet-plus2-small`` with the recipe's config and one field changed. It trains ``--steps`` steps of
 the campaign's first phase (``configs/stereonet_plus2_small_campaign.yaml``: scenes rendered at
 128x256, batch 8, one persistent DataLoader worker, one training thread). The one-cycle schedule
 spans the short run, and every variant uses the same seed and scenes. The last checkpoint is then
@@ -32,9 +32,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+import yaml
 
-from edgestereo.data.datasets import create_dataset
-from edgestereo.data.synthetic.textures import VALIDATION_PHOTOS
 from edgestereo.models import create_model
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
@@ -51,10 +50,18 @@ VARIANTS = {
 }
 
 
-def train(name: str, overrides: dict, steps: int, work: Path) -> tuple[Path, float]:
-    """`edgestereo train` on the campaign recipe for ``steps`` steps → (last checkpoint, median samples/s)."""
+def recipe_config(overrides: dict) -> dict:
+    """The recipe's own ``model.model_config`` (the campaign's upsampling bound) with ``overrides`` on top:
+    ``--model.model_config`` replaces the recipe's mapping, so a variant must carry it."""
+    recipe = yaml.safe_load(RECIPE.read_text())
+    return {**(recipe["model"].get("model_config") or {}), **overrides}
+
+
+def train(name: str, config: dict, steps: int, work: Path) -> tuple[Path, float]:
+    """`edgestereo train` on the campaign recipe with the network config ``config`` for ``steps``
+    steps → (last checkpoint, median samples/s)."""
     run_dir = work / name
-    fields = ", ".join(f"{key}: {value}" for key, value in overrides.items())
+    fields = ", ".join(f"{key}: {value}" for key, value in config.items())
     command = [sys.executable, "-m", "edgestereo.apps.cli", "train", "--config", str(RECIPE), "--no-export",
                "--trainer.default_root_dir", str(run_dir), "--trainer.max_steps", str(steps),
                "--trainer.val_check_interval", str(steps), "--data.val_options.num", "2",
@@ -79,19 +86,14 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_stereonet_plus import count_gflops  # the GFLOPs of the latency table
-    from eval_default_model import with_block_ratio  # evaluate() plus the mean block ratio
+    from eval_default_model import validation_sets, with_block_ratio  # the sets; evaluate() plus the block ratio
 
     names = [name.strip() for name in args.variants.split(",")]
     unknown = [name for name in names if name not in VARIANTS]
     if unknown or args.steps < 1 or args.val_num < 1:
         parser.error(f"unknown variant(s) {', '.join(unknown)}" if unknown else "--steps and --val-num must be ≥ 1")
 
-    sets = {
-        "synthetic val": create_dataset("synthetic", split="val", num=args.val_num, size=(256, 512), max_disp=192,
-                                        seed=0),
-        "photograph val": create_dataset("synthetic", split="val", num=args.val_num, size=(256, 512), max_disp=192,
-                                         seed=0, photos=VALIDATION_PHOTOS, segment_prob=1.0),
-    }
+    sets = validation_sets(args.val_num)
     env = environment()
     print(f"{env['cpu']} ({', '.join(env['cpu_features'])}), load average {env['load_average'][0]:.1f}; "
           f"training on 1 thread, {args.steps} steps per variant; {args.val_num} pairs per set\n")
@@ -101,11 +103,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ab-plus2-") as work_dir:
         for name in names:
             overrides = VARIANTS[name]
-            model = create_model(MODEL, **overrides)
+            config = recipe_config(overrides)
+            model = create_model(MODEL, **config)
             params = sum(p.numel() for p in model.parameters())
             gflops = count_gflops(model, 384, 640, deploy=True)
             torch.manual_seed(0)
-            checkpoint, rate = train(name, overrides, args.steps, Path(work_dir))
+            checkpoint, rate = train(name, config, args.steps, Path(work_dir))
             cells = []
             predict = create_predictor(MODEL, pretrained=str(checkpoint))
             for pairs in sets.values():

@@ -28,8 +28,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgestereo.data.datasets import create_dataset
-from edgestereo.data.synthetic.textures import VALIDATION_PHOTOS
 from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.metrics import block_pattern_ratio
 from edgestereo.models import create_model
@@ -78,11 +76,9 @@ def main() -> None:
             models[f"+ bilinear logits, floor {floor:g}"] = model
     except (EdgeStereoError, ValueError) as exc:
         parser.error(str(exc))
-    sets = {
-        "synthetic val": create_dataset("synthetic", split="val", num=args.num, size=(256, 512), max_disp=192, seed=0),
-        "photograph val": create_dataset("synthetic", split="val", num=args.num, size=(256, 512), max_disp=192,
-                                         seed=0, photos=VALIDATION_PHOTOS, segment_prob=1.0),
-    }
+    from eval_default_model import validation_sets  # benchmarks/ is on sys.path when this runs as a script
+
+    sets = validation_sets(args.num)
     env = environment()
     print(f"{args.checkpoint}; {env['cpu']}; {args.num} pairs per set\n")
     print("| weights | set | disparity | EPE px | bad-2 % | block ratio | mean jump per column phase 0..7 (px) |")

@@ -59,6 +59,20 @@ def table(title: str, rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def photograph_validation_set(num: int, size: tuple[int, int] = (256, 512), max_disp: float = 192.0):
+    """The photograph scenes built only from ``VALIDATION_PHOTOS`` (never in training), ``val`` split, seed 0."""
+    return create_dataset("synthetic", split="val", num=num, size=size, max_disp=max_disp, seed=0,
+                          photos=VALIDATION_PHOTOS, segment_prob=1.0)
+
+
+def validation_sets(num: int) -> dict[str, object]:
+    """The two sets checkpoints and settings are chosen on, ``num`` pairs each at 256x512: the synthetic
+    ``val`` split (seed 0, the first pairs of the campaign's validation set) and the photograph scenes."""
+    return {"synthetic val": create_dataset("synthetic", split="val", num=num, size=(256, 512), max_disp=192,
+                                            seed=0),
+            "photograph val": photograph_validation_set(num)}
+
+
 def with_block_ratio(predict, pairs) -> dict:
     """``evaluate`` plus the mean block-pattern ratio of the predictions."""
     ratios = []
@@ -102,8 +116,7 @@ def main() -> None:
     methods = [(label, predictor), ("sgbm (edgestereo defaults)", create_predictor("sgbm"))]
     synthetic = create_dataset("synthetic", split="test", num=args.num, size=tuple(args.size),
                                max_disp=args.max_disp, seed=0)
-    photographs = create_dataset("synthetic", split="val", num=args.photo_num, size=tuple(args.size),
-                                 max_disp=args.max_disp, seed=0, photos=VALIDATION_PHOTOS, segment_prob=1.0)
+    photographs = photograph_validation_set(args.photo_num, tuple(args.size), args.max_disp)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models._checkpoint import Checkpoint
 
-__all__ = ["StereoModel", "TrainingLoss", "build_config", "check_stereo_inputs"]
+__all__ = ["StereoModel", "TrainingLoss", "build_config", "check_stereo_inputs", "left_predictions"]
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -76,6 +76,19 @@ class TrainingLoss:
 
     target: str
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def left_predictions(outputs: Any) -> list[Tensor]:
+    """The left-view predictions of ``forward_train`` outputs, coarse to fine: a tensor, a list of
+    tensors, or a dict with a ``left`` entry (families that also predict the right view or return
+    candidate distributions)."""
+    if isinstance(outputs, Tensor):
+        return [outputs]
+    if isinstance(outputs, Mapping):
+        if "left" not in outputs:
+            raise EdgeStereoError(f"forward_train returned a dict without 'left' (keys: {', '.join(outputs)})")
+        return left_predictions(outputs["left"])
+    return list(outputs)
 
 
 def check_stereo_inputs(left: Tensor, right: Tensor, divisor: int = 1) -> None:

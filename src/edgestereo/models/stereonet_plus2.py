@@ -125,11 +125,12 @@ class QuarterRefinement(nn.Module):
     def forward(self, features: Tensor, costs: Tensor, estimate: Tensor) -> tuple[Tensor, Tensor]:
         x = self.blocks(self.inputs(torch.cat([features, costs, estimate], 1)))
         # the 0.25 keeps the learnt part of the upsampling weights small at the start (RAFT scales them the same way)
-        logits = _MASK_SCALE * self.mask(x)
-        if self.logit_bound:
-            bound = self.logit_bound
-            logits = self.bilinear_logits + bound * torch.tanh((logits - self.bilinear_logits) / bound)
-        return self.residual(x), logits
+        if not self.logit_bound:
+            return self.residual(x), _MASK_SCALE * self.mask(x)
+        # bilinear + b·tanh((0.25·m − bilinear)/b), with 0.25/b folded into one scale of the full-size tensor
+        bound = self.logit_bound
+        learnt = self.mask(x) * (_MASK_SCALE / bound) - self.bilinear_logits / bound
+        return self.residual(x), self.bilinear_logits + bound * torch.tanh(learnt)
 
 
 class StereoNetPlus2(MatchingAtEighth):
@@ -165,7 +166,7 @@ class StereoNetPlus2(MatchingAtEighth):
         # uniform mask would give every fine pixel of a cell one value (4x4 blocks) until it is learnt
         nn.init.zeros_(self.refine.residual.weight)
         with torch.no_grad():
-            self.refine.mask[-1].bias.copy_(bilinear_mask_logits(_REFINE_STRIDE) / _MASK_SCALE)
+            self.refine.mask[-1].bias.copy_(self.refine.bilinear_logits.flatten() / _MASK_SCALE)
 
     def _residual_branches(self, module: nn.Module) -> list[nn.Module]:
         if isinstance(module, DilatedResBlock):

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.models._base import StereoModel
+from edgestereo.models._base import StereoModel, left_predictions
 
 __all__ = ["TORCHAO_VERSION", "QATModel"]
 
@@ -149,8 +149,7 @@ class QATModel(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor) -> Tensor:
         """The final (full-resolution) disparity (B,1,H,W) px under fake quantization."""
-        outputs = self.forward_train(left, right)
-        return (outputs["left"] if isinstance(outputs, dict) else outputs)[-1]
+        return left_predictions(self.forward_train(left, right))[-1]
 
     @torch.no_grad()
     def calibrate(self, pairs: Iterable[tuple[Tensor, Tensor]]) -> int:

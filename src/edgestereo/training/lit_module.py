@@ -24,11 +24,11 @@ from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
 from edgestereo.models import create_model
+from edgestereo.models._base import left_predictions
 from edgestereo.models._checkpoint import NETWORK_KEY
 from edgestereo.runtime.padding import InputPadder
 from edgestereo.training.losses import (
     SelfSupervisedLoss,
-    left_predictions,
     loss_mask,
     masked_mean,
     published_loss,

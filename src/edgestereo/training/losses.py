@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from edgestereo.errors import EdgeStereoError
+from edgestereo.models._base import left_predictions
 
 __all__ = [
     "MultiScaleSmoothL1Loss",
@@ -37,7 +38,6 @@ __all__ = [
     "StereoLoss",
     "distribution_loss",
     "edge_aware_smoothness",
-    "left_predictions",
     "left_right_consistency",
     "loss_mask",
     "masked_mean",
@@ -106,18 +106,6 @@ def _check_full_resolution(predictions: Sequence[Tensor], gt: Tensor, family: st
         # losses in float32 whatever the autocast dtype of the network
         out.append(prediction.float())
     return out
-
-
-def left_predictions(outputs: Any) -> list[Tensor]:
-    """The left-view predictions of ``forward_train`` outputs, coarse to fine: a tensor, a list of
-    tensors, or a dict with a ``left`` entry (families that also predict the right view)."""
-    if isinstance(outputs, Tensor):
-        return [outputs]
-    if isinstance(outputs, Mapping):
-        if "left" not in outputs:
-            raise EdgeStereoError(f"forward_train returned a dict without 'left' (keys: {', '.join(outputs)})")
-        return left_predictions(outputs["left"])
-    return list(outputs)
 
 
 # --------------------------------------------------------------------------- RAFT-Stereo
