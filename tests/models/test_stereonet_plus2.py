@@ -16,10 +16,11 @@ VARIANTS = ["stereonet-plus2", "stereonet-plus2-small"]
 PARAMETERS = {"stereonet-plus2": 317_813, "stereonet-plus2-small": 148_909}
 #: ops an int8 QDQ graph carries (as for v1, the local cost's hat kernel with Max, and DepthToSpace, the
 #: convex upsampling's mask layout: pure data movement, which ONNX Runtime's quantizer leaves in float
-#: between a DequantizeLinear and the next QuantizeLinear, and which the RK3588 compiler keeps on its NPU)
+#: between a DequantizeLinear and the next QuantizeLinear, and which the RK3588 compiler keeps on its NPU;
+#: and the bounded upsampling logits' Tanh, which the compiler also runs on its NPU)
 QDQ_FRIENDLY_OPS = {
     "Add", "Concat", "Conv", "DepthToSpace", "Div", "Exp", "LeakyRelu", "Max", "Mul", "Pad", "ReduceMax",
-    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Transpose",
+    "ReduceMean", "ReduceSum", "Relu", "Reshape", "Resize", "Slice", "Sub", "Tanh", "Transpose",
 }
 
 
@@ -157,12 +158,14 @@ def test_bounded_mask_logits_stay_near_bilinear():
         create_model("stereonet-plus2-small", mask_logit_bound=-0.5)
 
 
-def test_bounded_model_exports_npu4d_and_rknn_clean(tmp_path):
-    """The bounded graph (a Tanh) passes npu4d and rknn and matches ONNX Runtime."""
-    model = calibrated("stereonet-plus2-small", mask_logit_bound=0.5)
-    path = export_onnx(model, tmp_path / "bounded.onnx", 64, 128, profile="npu4d")
+def test_unbounded_model_exports_npu4d_and_rknn_clean(tmp_path):
+    """The registered variants bound their upsampling logits (a Tanh); unbounded weights (the packaged
+    ones before day 5, their checkpoints) export without it, also clean, and match ONNX Runtime."""
+    assert create_model("stereonet-plus2-small").config.mask_logit_bound == 0.5
+    model = calibrated("stereonet-plus2-small", mask_logit_bound=0.0)
+    path = export_onnx(model, tmp_path / "unbounded.onnx", 64, 128, profile="npu4d")
     for profile in ("npu4d", "rknn"):
         report = check_onnx(path, profile)
         assert report.ok, report.format()
-    assert "Tanh" in check_onnx(path, "npu4d").op_histogram
+    assert "Tanh" not in check_onnx(path, "npu4d").op_histogram
     assert_parity(verify_onnx(model, path))

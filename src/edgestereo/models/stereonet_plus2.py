@@ -56,7 +56,8 @@ class StereoNetPlus2Config:
     of the estimate at 1/4 (one candidate is 4 full-resolution pixels). mask_logit_bound: when > 0,
     each convex-upsampling logit stays within ± this of the bilinear one (a tanh of the learnt
     difference), so no upsampling weight moves more than e^(2·bound)× from bilinear interpolation's:
-    the cap on the 4-px block pattern (docs/default-model.md); 0 leaves the logits free.
+    the cap on the 4-px block pattern (docs/default-model.md; ±0.5 chosen there by an A/B on the
+    validation sets); 0 leaves the logits free (the packaged weights before day 5).
     """
 
     max_disp: int = 192
@@ -71,7 +72,7 @@ class StereoNetPlus2Config:
     refine_channels: int = 32
     refine_dilations: tuple[int, ...] = (1, 2, 4)
     local_radius: int = 4
-    mask_logit_bound: float = 0.0
+    mask_logit_bound: float = 0.5
 
     def backbone_config(self) -> StereoNetPlusConfig:
         """The v1 config that the shared backbone, FPN and aggregation blocks read."""
