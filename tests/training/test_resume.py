@@ -71,3 +71,29 @@ def test_sigterm_during_a_stuck_validation_stops_at_once_and_resumes(tmp_path, m
     assert got.keys() == validating_run_weights.keys()
     assert all(torch.equal(got[key], validating_run_weights[key]) for key in got)
     capsys.readouterr()
+
+
+#: Lightning's EMA callback (what benchmarks/ema_readout.py and a recipe's trainer.callbacks add)
+EMA = ["--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging", "--trainer.callbacks.decay=0.5"]
+
+
+def test_an_ema_run_resumes_exactly_and_exports_the_average(tmp_path, monkeypatch, capsys):
+    """With the EMA callback a checkpoint holds the average as ``state_dict`` and the raw weights as
+    ``current_model_state``: the resumed run goes on from the raw weights (its average ends
+    bit-identical to an uninterrupted run's) and exports the average."""
+    monkeypatch.syspath_prepend(str(HERE))
+    straight = run_training([*RUN, *EMA, "--trainer.default_root_dir", str(tmp_path / "straight")])
+    killed_root = str(tmp_path / "killed")
+    killed = run_training([*RUN, *EMA, "--trainer.default_root_dir", killed_root,
+                           "--trainer.callbacks+=probes.SigtermAtStep", "--trainer.callbacks.step=3"])
+    assert killed.interrupted and killed.global_step == 3
+    saved = torch.load(killed.last_checkpoint, weights_only=True)
+    raw, average = saved["current_model_state"], saved["state_dict"]
+    assert raw.keys() == average.keys() and any(not torch.equal(raw[k], average[k]) for k in raw)
+    resumed = run_training([*RUN, *EMA, "--trainer.default_root_dir", killed_root], resume="last")
+    assert resumed.global_step == straight.global_step == 7
+    expected, got = load_model(straight.weights).state_dict(), load_model(resumed.weights).state_dict()
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    final = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(final[f"model.{key}"], value) for key, value in expected.items())
+    capsys.readouterr()
