@@ -1,5 +1,5 @@
-"""Self-supervised fine-tuning of the own-camera recipe's model (stereonet-plus-small, v1, the default
-model until v2) on a domain it was not trained on, scored with ground truth that training never sees.
+"""Self-supervised fine-tuning of the own-camera recipe's model (``--model``, default the recipe's) from
+its packaged weights on a domain it was not trained on, scored with ground truth that training never sees.
 
 The domain: synthetic photograph scenes (``segment_prob`` 0.7) built only from the photographs kept
 out of training (``VALIDATION_PHOTOS``: chelsea, clock, rocket), sensor noise up to ``--noise``
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 
 from edgestereo.data import collate_stereo, create_dataset, to_tensors
 from edgestereo.data.io import write_image
@@ -54,8 +55,6 @@ from edgestereo.training.losses import (
 )
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "stereonet_plus_own_camera.yaml"
-#: the model the recipe fine-tunes from its packaged weights
-MODEL = "stereonet-plus-small"
 SIZE, MAX_DISP = (128, 256), 48
 METRICS = ("val/zncc", "val/photometric", "SSIM+L1 in view")
 
@@ -73,9 +72,9 @@ def write_pairs(dataset: Any, folder: Path) -> None:
         write_image(folder / "right" / f"{index:04d}.png", sample["right"])
 
 
-def predict(weights: bool | Path, batch: dict) -> torch.Tensor:
-    """Disparities (N,1,H,W) px of the recipe's model with ``weights`` (True: packaged)."""
-    model = create_model(MODEL, pretrained=weights)
+def predict(name: str, weights: bool | Path, batch: dict) -> torch.Tensor:
+    """Disparities (N,1,H,W) px of model ``name`` with ``weights`` (True: packaged)."""
+    model = create_model(name, pretrained=weights)
     padder = InputPadder(batch["left"].shape, model.divisor)
     with torch.no_grad():
         return padder.unpad(model(*padder.pad(batch["left"], batch["right"]))).float()
@@ -127,10 +126,12 @@ def main() -> None:
     parser.add_argument("--lr-weight", type=float, default=None,
                         help="left-right consistency weight (default: the recipe's)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the pairs and the run (default: temporary)")
+    parser.add_argument("--model", default=None, help="registered model with packaged weights (default: the recipe's)")
     args = parser.parse_args()
+    name = args.model or yaml.safe_load(RECIPE.read_text())["model"]["model"]
     torch.set_num_threads(1)
     machine = environment(1)
-    print(f"CPU: {machine['cpu']} ({machine['logical_cpus']} logical), 1 thread, load average at start "
+    print(f"{name}; CPU: {machine['cpu']} ({machine['logical_cpus']} logical), 1 thread, load average at start "
           f"{' / '.join(f'{v:.1f}' for v in machine['load_average'] or [])}")
 
     with tempfile.TemporaryDirectory() as temporary:
@@ -144,6 +145,7 @@ def main() -> None:
             "--trainer.val_check_interval", str(args.val_every), "--trainer.log_every_n_steps", str(args.val_every),
             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
             "--checkpoint.save_top_k", "-1", "--step_checkpoint.every_n_steps", str(args.steps),
+            "--model.model", name,
         ]
         if args.lr_weight is not None:
             overrides += ["--model.self_supervised.lr_weight", str(args.lr_weight)]
@@ -153,10 +155,10 @@ def main() -> None:
 
         test = collate_stereo([to_tensors(sample) for sample in domain("test", args.test, args.noise)])
         checkpoints = sorted((result.root / "checkpoints").glob("best-*.ckpt"))
-        by_step = {int(path.stem.rsplit("step", 1)[1]): score(predict(path, test), test) for path in checkpoints}
-        table = [("packaged weights (before)", score(predict(True, test), test)),
-                 ("best.safetensors (after)", score(predict(result.root / "best.safetensors", test), test)),
-                 (f"last weights, step {result.global_step}", score(predict(result.weights, test), test))]
+        by_step = {int(path.stem.rsplit("step", 1)[1]): score(predict(name, path, test), test) for path in checkpoints}
+        table = [("packaged weights (before)", score(predict(name, True, test), test)),
+                 ("best.safetensors (after)", score(predict(name, result.root / "best.safetensors", test), test)),
+                 (f"last weights, step {result.global_step}", score(predict(name, result.weights, test), test))]
         best_step = int(result.best_checkpoint.stem.rsplit("step", 1)[1]) if result.best_checkpoint else None
 
     lr_weight = "the recipe's" if args.lr_weight is None else str(args.lr_weight)
