@@ -108,6 +108,7 @@ def test_an_int8_build_is_held_to_its_epe_against_float(tiny_onnx, tmp_path, mon
                  "--out", str(refused)]) == 1
     err = capsys.readouterr().err
     assert "refused: simulator int8 EPE is +" in err and "over the bound +3%" in err
+    assert err.rstrip().endswith("try --quant-algorithm mmse or kl_divergence")
     assert not refused.exists() and not list(tmp_path.glob(".refused*"))
     # a looser bound accepts the same build
     assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "3",
@@ -126,6 +127,7 @@ def test_an_fp16_build_is_held_to_its_epe_and_to_a_pixel_bound_when_given(tiny_o
     assert main(["compile", str(tiny_onnx), "--eval-samples", "3", "--out", str(refused)]) == 1
     err = capsys.readouterr().err
     assert "refused: simulator fp16 EPE is +" in err and "over the bound +0.5%" in err and not refused.exists()
+    assert "--quant-algorithm" not in err  # fp16 has no calibration to change
     # without evaluation pairs the pixel bound alone holds it, and the parity pair is unmoved
     assert main(["compile", str(tiny_onnx), "--eval-samples", "0", "--tolerance", "0.01", "--out", str(refused)]) == 0
 

@@ -22,7 +22,7 @@ $EDGESTEREO_RKNN_ENV). The toolkit's log is long; --log FILE keeps it.
 example:
   edgestereo export --height 384 --width 640 --out default.onnx
   edgestereo compile default.onnx --target rk3588 --out default.rknn
-  edgestereo compile default.onnx --target rk3588 --int8 --calib-dataset synthetic --out default.int8.rknn
+  edgestereo compile default.onnx --target rk3588 --int8 --quant-algorithm mmse --out default.int8.rknn
 """
 
 from __future__ import annotations
@@ -204,8 +204,11 @@ def _compile(args: argparse.Namespace) -> int:
             raise _Refused(f"simulator parity mean |Δ| {mean:.4f} px is over the bound {args.tolerance:g} px; "
                            f"{args.out} not written")
         if increase is not None and increase > args.max_epe_increase:
+            # the toolkit's slower calibration methods brought the default model within its bound (docs/npu.md)
+            retry = args.int8 and args.quant_algorithm == "normal"
+            hint = "; try --quant-algorithm mmse or kl_divergence" if retry else ""
             raise _Refused(f"simulator {precision} EPE is {increase:+.2f}% against ONNX Runtime fp32, over the bound "
-                           f"+{args.max_epe_increase:g}%; {args.out} not written")
+                           f"+{args.max_epe_increase:g}%; {args.out} not written{hint}")
     print(f"wrote       {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)")
     return 0
 
