@@ -158,6 +158,20 @@ def test_bounded_mask_logits_stay_near_bilinear():
         create_model("stereonet-plus2-small", mask_logit_bound=-0.5)
 
 
+@pytest.mark.parametrize("bound", [0.0, 0.5])
+def test_folded_mask_logits_match_the_plain_formula(bound):
+    """The scale and the bilinear shift folded into the mask head's last 1x1 convolution give the
+    logits 0.25·m, or bilinear + b·tanh((0.25·m − bilinear)/b), m the head's plain output."""
+    refine = calibrated("stereonet-plus2-small", mask_logit_bound=bound).refine
+    x = torch.randn(2, refine.mask[0][0].in_channels, 6, 10, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = 0.25 * refine.mask(x)
+        if bound:
+            plain = refine.bilinear_logits + bound * torch.tanh((plain - refine.bilinear_logits) / bound)
+        folded = refine._mask_logits(refine.mask[:-1](x))
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
+
+
 def test_unbounded_model_exports_npu4d_and_rknn_clean(tmp_path):
     """The registered variants bound their upsampling logits (a Tanh); unbounded weights (the packaged
     ones before day 5, their checkpoints) export without it, also clean, and match ONNX Runtime."""

@@ -125,13 +125,20 @@ class QuarterRefinement(nn.Module):
 
     def forward(self, features: Tensor, costs: Tensor, estimate: Tensor) -> tuple[Tensor, Tensor]:
         x = self.blocks(self.inputs(torch.cat([features, costs, estimate], 1)))
-        # the 0.25 keeps the learnt part of the upsampling weights small at the start (RAFT scales them the same way)
+        return self.residual(x), self._mask_logits(self.mask[:-1](x))
+
+    def _mask_logits(self, hidden: Tensor) -> Tensor:
+        """Upsampling logits from the mask head's hidden features: 0.25·m (the 0.25 keeps the learnt part
+        of the weights small at the start, as RAFT scales them), bounded: bilinear + b·tanh((0.25·m −
+        bilinear)/b). m's 1×1 convolution takes the scale and the shift into its weights and bias,
+        which an exported graph folds into one Conv: no full-size multiply or subtract."""
+        head = self.mask[-1]
         if not self.logit_bound:
-            return self.residual(x), _MASK_SCALE * self.mask(x)
-        # bilinear + b·tanh((0.25·m − bilinear)/b), with 0.25/b folded into one scale of the full-size tensor
+            return F.conv2d(hidden, head.weight * _MASK_SCALE, head.bias * _MASK_SCALE)
         bound = self.logit_bound
-        learnt = self.mask(x) * (_MASK_SCALE / bound) - self.bilinear_logits / bound
-        return self.residual(x), self.bilinear_logits + bound * torch.tanh(learnt)
+        shift = self.bilinear_logits.flatten() / bound
+        learnt = F.conv2d(hidden, head.weight * (_MASK_SCALE / bound), head.bias * (_MASK_SCALE / bound) - shift)
+        return self.bilinear_logits + bound * torch.tanh(learnt)
 
 
 class StereoNetPlus2(MatchingAtEighth):
