@@ -94,6 +94,9 @@ def test_an_ema_run_resumes_exactly_and_exports_the_average(tmp_path, monkeypatc
     assert resumed.global_step == straight.global_step == 7
     expected, got = load_model(straight.weights).state_dict(), load_model(resumed.weights).state_dict()
     assert all(torch.equal(expected[key], got[key]) for key in expected)
-    final = torch.load(straight.last_checkpoint, weights_only=True)["state_dict"]
-    assert all(torch.equal(final[f"model.{key}"], value) for key, value in expected.items())
+    final = torch.load(straight.last_checkpoint, weights_only=True)
+    assert all(torch.equal(final["state_dict"][f"model.{key}"], value) for key, value in expected.items())
+    # the finished run's checkpoint keeps the raw weights too (step 7 is no multiple of every_n_steps 2)
+    raw = final["current_model_state"]
+    assert any(not torch.equal(raw[f"model.{key}"], value) for key, value in expected.items())
     capsys.readouterr()

@@ -138,7 +138,10 @@ class StepCheckpoint(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if trainer.global_step > 0 and trainer.global_step % self.every_n_steps == 0:
+        # the last step is saved here too, before on_train_end hooks change the module (a weight
+        # average's copies itself into it): the checkpoint keeps the weights training would go on from
+        last = trainer.max_steps is not None and trainer.global_step == trainer.max_steps
+        if trainer.global_step > 0 and (trainer.global_step % self.every_n_steps == 0 or last):
             self.save(trainer)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
