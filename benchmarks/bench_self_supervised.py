@@ -161,6 +161,8 @@ def main() -> None:
                  (f"last weights, step {result.global_step}", score(predict(name, result.weights, test), test))]
         best_step = int(result.best_checkpoint.stem.rsplit("step", 1)[1]) if result.best_checkpoint else None
 
+    perturbed = {name: score(disparity, test) for name, disparity in perturbations(test["disp"]).items()}
+    table.append(("ground truth (what the validation metrics give the truth)", perturbed["truth"]))
     lr_weight = "the recipe's" if args.lr_weight is None else str(args.lr_weight)
     print(f"\n**Fine-tuning**: {args.pairs - args.holdout} pairs without disparity, {args.holdout} held out for "
           f"validation, {args.steps} steps of batch 2, left-right weight {lr_weight}: {minutes:.1f} min; best "
@@ -179,7 +181,6 @@ def main() -> None:
         values = " | ".join(f"{row[m]:.4f}" for m in METRICS)
         print(f"| {step} | {row['epe']:.3f} | {row['bad2']:.2f} | {values} |")
 
-    perturbed = {name: score(disparity, test) for name, disparity in perturbations(test["disp"]).items()}
     print("\n**Correlation with EPE** (Pearson / Spearman)\n")
     print("| over | " + " | ".join(METRICS) + " |")
     print("|---" * (1 + len(METRICS)) + "|")

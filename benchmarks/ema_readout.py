@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from edgestereo.models import create_model
+from edgestereo.models._checkpoint import Checkpoint, load_state_dict_strict, read_checkpoint, training_network
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
@@ -59,16 +60,19 @@ def train_segment(work: Path, until_step: int, decay: float, segment_steps: int)
 
 
 def raw_and_average(checkpoint: Path) -> tuple[int, torch.nn.Module, torch.nn.Module]:
-    """(global step, network with the raw weights, network with the averaged weights) of ``checkpoint``."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    if "current_model_state" not in state:
+    """(global step, network with the raw weights, network with the averaged weights) of ``checkpoint``,
+    read once."""
+    saved = read_checkpoint(checkpoint)
+    raw_state = saved.meta.get("current_model_state")
+    if raw_state is None:
         raise SystemExit(f"{checkpoint}: no current_model_state (not written with {EMA_CALLBACK})")
-    average = create_model(MODEL, pretrained=str(checkpoint)).eval()
-    raw = create_model(MODEL, pretrained=str(checkpoint)).eval()
-    prefix = "model."
-    raw.load_state_dict({key[len(prefix):]: value for key, value in state["current_model_state"].items()
-                         if key.startswith(prefix)})
-    return int(state["global_step"]), raw, average
+    networks = []
+    for state in (raw_state, saved.state_dict):
+        network = training_network(Checkpoint(state, saved.meta, saved.path))
+        model = create_model(MODEL, **network.meta["config"]).eval()
+        load_state_dict_strict(model, network.state_dict, str(checkpoint))
+        networks.append(model)
+    return int(saved.meta["global_step"]), *networks
 
 
 def main() -> None:
@@ -90,7 +94,7 @@ def main() -> None:
     from eval_default_model import validation_sets, with_block_ratio  # the sets; evaluate() plus the block ratio
 
     sets = validation_sets(args.val_num)
-    start = int(torch.load(args.checkpoint, map_location="cpu", weights_only=True)["global_step"])
+    start = int(read_checkpoint(args.checkpoint).meta["global_step"])
     env = environment()
     print(f"{env['cpu']} ({', '.join(env['cpu_features'])}), load average {env['load_average'][0]:.1f}; "
           f"from {args.checkpoint.name} at step {start:,}, {args.segments} x {args.steps:,} steps, EMA decay "
