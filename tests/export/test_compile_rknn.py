@@ -6,6 +6,8 @@ import sys
 import types
 from pathlib import Path
 
+import onnx
+import onnx.helper as oh
 import pytest
 
 from edgestereo.apps.cli import main
@@ -13,6 +15,7 @@ from edgestereo.errors import EdgeStereoError
 from edgestereo.export import rknn
 from edgestereo.export.rknn import RknnBuild, find_rknn_python, parse_rknn_log
 from edgestereo.runtime.factory import create_predictor
+from edgestereo.runtime.onnx_file import subgraph_boundary
 
 _LOG = """I rknn-toolkit2 version: 2.5.0
 \x1b[1;33mW\x1b[0m \x1b[1;33mbuild: Not support convert to softmax in opset15!\x1b[0m
@@ -78,15 +81,16 @@ def test_a_missing_environment_names_the_command_that_creates_it(tmp_path, capsy
 
 def _simulated(monkeypatch, tmp_path, shift_px: float) -> list:
     """Stand in for the toolkit: the simulator's outputs are ONNX Runtime's, the evaluation pairs' (all
-    probes after the first) shifted by ``shift_px``. Returns the probes each build saw."""
+    probes after the first) shifted by ``shift_px``. Returns what each build saw: (probes,
+    calibration pairs, float subgraphs)."""
     seen = []
 
-    def build(onnx_path, out, python, *, probes, calibration=(), **options):
+    def build(onnx_path, out, python, *, probes, calibration=(), float_subgraphs=(), **options):
         Path(out).write_bytes(b"rknn")
         predictor = create_predictor(onnx=str(onnx_path), device="cpu")
         outputs = [predictor.run_tensors(left, right) + (shift_px if index else 0.0)
                    for index, (left, right) in enumerate(probes)]
-        seen.append((len(probes), len(calibration)))
+        seen.append((len(probes), len(calibration), list(float_subgraphs)))
         return RknnBuild("rknn-toolkit2 test", "rk3588", "int8" if calibration else "fp16", 0.0, 0.0, outputs)
 
     monkeypatch.setattr(rknn, "build_rknn", build)
@@ -100,7 +104,7 @@ def test_an_int8_build_is_held_to_its_epe_against_float(tiny_onnx, tmp_path, mon
     assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--out", str(kept)]) == 0
     out = capsys.readouterr().out
     assert "+0.00%) (bound: ≤ +3%)" in out and "no pixel bound" in out and kept.is_file()
-    assert seen == [(1 + 8, 2)]  # the parity pair and the 8 default evaluation pairs; 2 calibration pairs
+    assert seen == [(1 + 8, 2, [])]  # the parity pair and the 8 default evaluation pairs; 2 calibration pairs
 
     _simulated(monkeypatch, tmp_path, shift_px=3.0)
     refused = tmp_path / "refused.rknn"
@@ -108,7 +112,8 @@ def test_an_int8_build_is_held_to_its_epe_against_float(tiny_onnx, tmp_path, mon
                  "--out", str(refused)]) == 1
     err = capsys.readouterr().err
     assert "refused: simulator int8 EPE is +" in err and "over the bound +3%" in err
-    assert err.rstrip().endswith("try --quant-algorithm mmse or kl_divergence")
+    assert err.rstrip().endswith("try --keep-float PATTERN (`edgestereo quantize --analyze` ranks the costly "
+                                 "layer groups) or --quant-algorithm mmse or kl_divergence")
     assert not refused.exists() and not list(tmp_path.glob(".refused*"))
     # a looser bound accepts the same build
     assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "3",
@@ -120,7 +125,7 @@ def test_an_fp16_build_is_held_to_its_epe_and_to_a_pixel_bound_when_given(tiny_o
     kept = tmp_path / "kept.rknn"
     assert main(["compile", str(tiny_onnx), "--out", str(kept)]) == 0
     assert "+0.00%) (bound: ≤ +0.5%)" in capsys.readouterr().out and kept.is_file()
-    assert seen == [(1 + 8, 0)]  # the parity pair and the 8 default evaluation pairs, no calibration
+    assert seen == [(1 + 8, 0, [])]  # the parity pair and the 8 default evaluation pairs, no calibration
 
     _simulated(monkeypatch, tmp_path, shift_px=3.0)  # moves the evaluation pairs, not the parity pair
     refused = tmp_path / "refused.rknn"
@@ -130,6 +135,103 @@ def test_an_fp16_build_is_held_to_its_epe_and_to_a_pixel_bound_when_given(tiny_o
     assert "--quant-algorithm" not in err  # fp16 has no calibration to change
     # without evaluation pairs the pixel bound alone holds it, and the parity pair is unmoved
     assert main(["compile", str(tiny_onnx), "--eval-samples", "0", "--tolerance", "0.01", "--out", str(refused)]) == 0
+
+
+def test_subgraph_boundary_pairs_each_entering_tensor_with_the_leaving_ones_it_reaches(tiny_onnx):
+    # the tiny network's feature extractor runs once per view: two separate chains, so two pairs, not four
+    proto = onnx.load(tiny_onnx)
+    features = [node.name for node in proto.graph.node if node.name.startswith("/features/")]
+    assert subgraph_boundary(proto, features) == [
+        ("/Sub_output_0", "/features/features.4/Conv_output_0"),
+        ("/Sub_1_output_0", "/features/features.4_1/Conv_output_0")]
+    # weights and Constant outputs do not enter; a chosen node's output read outside and a graph output leave
+    graph = oh.make_graph(
+        [oh.make_node("Constant", [], ["c"], name="/k", value=oh.make_tensor("v", 1, [1], [2.0])),
+         oh.make_node("Mul", ["x", "w"], ["a"], name="/part/Mul"),
+         oh.make_node("Add", ["a", "c"], ["y"], name="/part/Add"),
+         oh.make_node("Relu", ["a"], ["z"], name="/after/Relu")],
+        "g", [oh.make_tensor_value_info("x", 1, [1])], [oh.make_tensor_value_info("y", 1, [1]),
+                                                        oh.make_tensor_value_info("z", 1, [1])],
+        initializer=[oh.make_tensor("w", 1, [1], [3.0])])
+    assert subgraph_boundary(oh.make_model(graph), ["/part/Mul", "/part/Add"]) == [("x", "a"), ("x", "y")]
+
+
+def test_keep_float_hands_the_matched_part_to_the_toolkit_as_float16(tiny_onnx, tmp_path, monkeypatch, capsys):
+    seen = _simulated(monkeypatch, tmp_path, shift_px=0.0)
+    out = tmp_path / "hybrid.rknn"
+    assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "1",
+                 "--keep-float", "/features/*", "--out", str(out)]) == 0
+    assert seen[-1][2] == [("/Sub_output_0", "/features/features.4/Conv_output_0"),
+                           ("/Sub_1_output_0", "/features/features.4_1/Conv_output_0")]
+    assert "int8 (10 nodes float16)" in capsys.readouterr().err and out.is_file()
+    # a pattern that matches nothing, or float16 parts of a build that is float16 anyway: user errors
+    refused = tmp_path / "refused.rknn"
+    assert main(["compile", str(tiny_onnx), "--int8", "--keep-float", "/head/*", "--out", str(refused)]) == 2
+    assert "--keep-float '/head/*' matches no node" in capsys.readouterr().err
+    assert main(["compile", str(tiny_onnx), "--keep-float", "/features/*", "--out", str(refused)]) == 2
+    assert "add --int8" in capsys.readouterr().err and not refused.exists() and len(seen) == 1
+
+
+def test_the_worker_builds_a_hybrid_request_in_two_steps(tmp_path, monkeypatch):
+    """custom_hybrid: hybrid_quantization_step1 (which writes <model>.model/.data/.quantization.cfg
+    into the working directory) and step2 from those files, in a fresh toolkit instance, instead of build."""
+    from edgestereo.export import rknn_worker
+
+    calls = []
+
+    class RecordingToolkit:
+        def __init__(self, verbose: bool) -> None:
+            calls.append("new")
+
+        def config(self, **options: object) -> None:
+            pass
+
+        def load_onnx(self, model: str) -> int:
+            calls.append(("load_onnx", model))
+            return 0
+
+        def build(self, **options: object) -> int:
+            calls.append("build")
+            return 0
+
+        def hybrid_quantization_step1(self, dataset: str, custom_hybrid: list) -> int:
+            calls.append(("step1", dataset, custom_hybrid, Path.cwd()))
+            for suffix in (".model", ".data", ".quantization.cfg"):
+                Path("net" + suffix).write_text("")
+            return 0
+
+        def hybrid_quantization_step2(self, model_input: str, data_input: str, model_quantization_cfg: str) -> int:
+            assert all(Path(name).is_file() for name in (model_input, data_input, model_quantization_cfg))
+            calls.append(("step2", model_input, data_input, model_quantization_cfg))
+            return 0
+
+        def export_rknn(self, path: str) -> int:
+            calls.append("export_rknn")
+            return 0
+
+        def init_runtime(self) -> int:
+            return 0
+
+        def release(self) -> None:
+            calls.append("release")
+
+    api = types.ModuleType("rknn.api")
+    api.RKNN = RecordingToolkit
+    monkeypatch.setitem(sys.modules, "rknn", types.ModuleType("rknn"))
+    monkeypatch.setitem(sys.modules, "rknn.api", api)
+    monkeypatch.setattr(rknn_worker.metadata, "version", lambda name: "2.5.0")
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    request = {"result": str(work / "answer.json"), "target": "rk3588", "onnx": "/models/net.onnx",
+               "out": str(work / "net.rknn"), "int8": True, "dataset": str(work / "dataset.txt"),
+               "custom_hybrid": [["a", "y"]], "probes": [], "outputs": []}
+    (work / "request.json").write_text(json.dumps(request))
+    assert rknn_worker.main(str(work / "request.json")) == 0
+    assert json.loads((work / "answer.json").read_text())["ok"]
+    assert calls == ["new", ("load_onnx", "/models/net.onnx"), ("step1", str(work / "dataset.txt"), [["a", "y"]], work),
+                     "release", "new", ("step2", "net.model", "net.data", "net.quantization.cfg"), "export_rknn",
+                     "release"]
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -169,3 +271,16 @@ def test_default_model_compiles_without_cpu_fallback(tmp_path, capsys):
     assert main(["compile", str(onnx_file), "--out", str(refused), "--tolerance", "1e-9"]) == 1
     assert "refused" in capsys.readouterr().err and not refused.exists()
     assert not list(Path(tmp_path).glob(".refused*"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_rknn_python() is None, reason="no rknn-toolkit2 environment (make rknn-env)")
+def test_default_model_int8_keeps_the_upsampling_in_float16(tmp_path, capsys):
+    onnx_file, rknn_file, log = tmp_path / "default.onnx", tmp_path / "default.int8.rknn", tmp_path / "rknn.log"
+    assert main(["export", "--height", "96", "--width", "160", "--out", str(onnx_file)]) == 0
+    assert main(["compile", str(onnx_file), "--int8", "--num-samples", "2", "--eval-samples", "2",
+                 "--keep-float", "/upsample/*", "--max-epe-increase", "1000", "--log", str(log),
+                 "--out", str(rknn_file)]) == 0
+    assert "nodes float16" in capsys.readouterr().err and rknn_file.stat().st_size > 0
+    text = log.read_text()
+    assert "hybrid_quantization_step2" in text and "dtype: float16, tensor: /upsample/" in text

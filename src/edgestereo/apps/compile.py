@@ -11,7 +11,10 @@ file appears only complete (temporary name, then renamed). The graph is checked 
 then runs those operators on its CPU).
 
 --int8 quantizes with the toolkit's own quantizer on --num-samples pairs of the calibration data
-set (the data sets of `edgestereo quantize`; the synthetic one needs no --calib-root).
+set (the data sets of `edgestereo quantize`; the synthetic one needs no --calib-root). --keep-float
+PATTERN (node names, as `edgestereo quantize --keep-float`) keeps the part of the graph it matches in
+float16 on the NPU (the toolkit's hybrid quantization, from the tensors entering that part to those
+leaving it).
 --eval-samples N scores N pairs of --eval-split with ground truth: EPE of ONNX Runtime and of the
 simulator, and their ratio.
 
@@ -22,7 +25,8 @@ $EDGESTEREO_RKNN_ENV). The toolkit's log is long; --log FILE keeps it.
 example:
   edgestereo export --height 384 --width 640 --out default.onnx
   edgestereo compile default.onnx --target rk3588 --out default.rknn
-  edgestereo compile default.onnx --target rk3588 --int8 --quant-algorithm mmse --out default.int8.rknn
+  edgestereo compile default.onnx --target rk3588 --int8 --keep-float '/upsample/*' --out default.int8.rknn
+  edgestereo compile other.onnx --target rk3588 --int8 --quant-algorithm mmse --out other.int8.rknn
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="int8 (the toolkit's quantizer); default fp16")
     parser.add_argument("--quant-algorithm", default="normal", choices=("normal", "mmse", "kl_divergence"),
                         help="the toolkit's calibration method for --int8 (default normal)")
+    parser.add_argument("--keep-float", action="append", default=[], metavar="PATTERN",
+                        help="with --int8: nodes whose names match this fnmatch pattern stay float16 "
+                             "(e.g. '/upsample/*'; repeatable)")
     parser.add_argument("--tolerance", type=float, default=None, metavar="PX",
                         help="also bound the simulator's mean |Δ| vs ONNX Runtime on the parity pair, pixels "
                              "(default: no pixel bound)")
@@ -78,6 +85,8 @@ def _check_args(args: argparse.Namespace) -> None:
 
     if not args.out.endswith(".rknn"):
         raise EdgeStereoError(f"--out {args.out}: the file name must end in .rknn")
+    if args.keep_float and not args.int8:
+        raise EdgeStereoError("--keep-float keeps part of an int8 build in float16: add --int8")
     if args.eval_samples is None:
         args.eval_samples = EVAL_SAMPLES
     if args.max_epe_increase is None:
@@ -143,10 +152,10 @@ def _compile(args: argparse.Namespace) -> int:
     from edgestereo.data.io import atomic_path
     from edgestereo.export.check import check_onnx
     from edgestereo.export.rknn import build_rknn, find_rknn_python
-    from edgestereo.quant.ptq import check_output_path, graph_input_size, require_float_graph
+    from edgestereo.quant.ptq import check_output_path, graph_input_size, match_nodes, require_float_graph
     from edgestereo.quant.scoring import load_samples
     from edgestereo.runtime.factory import create_predictor
-    from edgestereo.runtime.onnx_file import OnnxMetadata
+    from edgestereo.runtime.onnx_file import OnnxMetadata, subgraph_boundary
 
     _check_args(args)
     check_output_path(args.onnx, args.out)
@@ -154,6 +163,11 @@ def _compile(args: argparse.Namespace) -> int:
     proto = require_float_graph(args.onnx)
     height, width = graph_input_size(proto, args.onnx)
     precision = "int8" if args.int8 else "fp16"
+    float_subgraphs, kept_note = [], ""
+    if args.keep_float:
+        kept = [name for names in match_nodes(proto, args.keep_float).values() for name in names]
+        float_subgraphs = subgraph_boundary(proto, kept)
+        kept_note = f" ({len(dict.fromkeys(kept))} nodes float16)"
 
     check = check_onnx(args.onnx, "rknn")
     print("check       rknn profile: " + ("ok" if check.ok else f"{len(check.violations)} finding(s), built anyway"))
@@ -172,18 +186,18 @@ def _compile(args: argparse.Namespace) -> int:
                                   (height, width), args.seed, max_disp)
     probes = calibration[:1] + _feeds(evaluation, height, width)
 
-    print(f"building    {args.onnx} → {args.target} {precision} (rknn-toolkit2 in {python.parent.parent}) …",
+    print(f"building    {args.onnx} → {args.target} {precision}{kept_note} (rknn-toolkit2 in {python.parent.parent}) …",
           file=sys.stderr, flush=True)
     predictor = create_predictor(onnx=args.onnx, device="cpu")
     expected = [predictor.run_tensors(left, right) for left, right in probes]
     with atomic_path(args.out) as tmp:
         build = build_rknn(args.onnx, tmp, python, probes=probes, target=args.target,
                            calibration=calibration if args.int8 else (), quantized_algorithm=args.quant_algorithm,
-                           log_path=args.log)
+                           float_subgraphs=float_subgraphs, log_path=args.log)
         diff = np.abs(build.outputs[0].astype(np.float64) - expected[0])
         mean, peak = float(diff.mean()), float(diff.max())
-        print(f"rknn        {build.toolkit}, {build.target} {build.precision}: built in {build.build_s:.1f} s, "
-              f"simulated {len(probes)} pair(s) in {build.simulate_s:.1f} s")
+        print(f"rknn        {build.toolkit}, {build.target} {build.precision}{kept_note}: built in "
+              f"{build.build_s:.1f} s, simulated {len(probes)} pair(s) in {build.simulate_s:.1f} s")
         cpu = f", CPU {sum(build.cpu_ops.values())} ({_format_counts(build.cpu_ops)})" if build.cpu_ops else ", CPU 0"
         print(f"ops         NPU {build.npu_ops}{cpu}")
         print("messages    " + ("none" if not build.messages else f"{len(build.messages)} distinct:"))
@@ -204,9 +218,13 @@ def _compile(args: argparse.Namespace) -> int:
             raise _Refused(f"simulator parity mean |Δ| {mean:.4f} px is over the bound {args.tolerance:g} px; "
                            f"{args.out} not written")
         if increase is not None and increase > args.max_epe_increase:
-            # the toolkit's slower calibration methods brought the default model within its bound (docs/npu.md)
-            retry = args.int8 and args.quant_algorithm == "normal"
-            hint = "; try --quant-algorithm mmse or kl_divergence" if retry else ""
+            # what brought the default model within its bound (docs/npu.md)
+            tries = []
+            if args.int8 and not args.keep_float:
+                tries.append("--keep-float PATTERN (`edgestereo quantize --analyze` ranks the costly layer groups)")
+            if args.int8 and args.quant_algorithm == "normal":
+                tries.append("--quant-algorithm mmse or kl_divergence")
+            hint = f"; try {' or '.join(tries)}" if tries else ""
             raise _Refused(f"simulator {precision} EPE is {increase:+.2f}% against ONNX Runtime fp32, over the bound "
                            f"+{args.max_epe_increase:g}%; {args.out} not written{hint}")
     print(f"wrote       {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)")

@@ -154,18 +154,23 @@ def build_rknn(
     target: str = "rk3588",
     calibration: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     quantized_algorithm: str = "normal",
+    float_subgraphs: Sequence[tuple[str, str]] = (),
     log_path: str | Path | None = None,
 ) -> RknnBuild:
     """Compile ``onnx_path`` to ``out`` with the toolkit of ``python`` and run the simulator on ``probes``.
 
     probes, calibration: (left, right) pairs, each (1,3,H,W) float32 RGB in [0,255]. A non-empty
     ``calibration`` builds int8 (the toolkit's own quantizer, ``quantized_algorithm`` normal, mmse or
-    kl_divergence), an empty one fp16. log_path keeps the toolkit's full log. ``out`` is written
+    kl_divergence), an empty one fp16. float_subgraphs: (input tensor, output tensor) pairs of an int8
+    build whose subgraphs between them stay float16 (the toolkit's hybrid quantization; tensor names
+    of the ONNX graph). log_path keeps the toolkit's full log. ``out`` is written
     directly: callers that want it atomic pass a temporary name. Raises :class:`RknnBuildError` when
     a toolkit stage fails.
     """
     if target not in RKNN_TARGETS:
         raise EdgeStereoError(f"unknown target {target!r} (choose from {', '.join(RKNN_TARGETS)})")
+    if float_subgraphs and not calibration:
+        raise EdgeStereoError("float subgraphs are part of an int8 build: give calibration pairs")
     with tempfile.TemporaryDirectory(prefix="edgestereo-rknn-") as work:
         folder = Path(work)
         dataset = None
@@ -180,6 +185,7 @@ def build_rknn(
             "int8": bool(calibration),
             "dataset": str(dataset) if dataset else None,
             "quantized_algorithm": quantized_algorithm,
+            "custom_hybrid": [list(pair) for pair in float_subgraphs],
             "probes": [_save_pair(folder, f"probe{i}", *pair) for i, pair in enumerate(probes)],
             "outputs": [str(folder / f"out{i}.npy") for i in range(len(probes))],
             "result": str(folder / "result.json"),

@@ -5,8 +5,10 @@ It imports only the standard library, numpy and rknn-toolkit2, never edgestereo 
 rknn-toolkit2's pinned torch/numpy/onnx cannot share). Usage: ``python rknn_worker.py REQUEST.json``.
 The request (JSON) names the ONNX file, the target platform, the file to write, ``int8`` with a
 calibration list in rknn's dataset format (one line per pair: ``left.npy right.npy``, each
-(1,3,H,W) float32), and probe pairs (``[left.npy, right.npy]``) whose simulator outputs are saved
-as .npy files (disparity, float32 pixels). The answer (JSON, ``result`` path of the request) holds
+(1,3,H,W) float32), optionally ``custom_hybrid`` (``[[input tensor, output tensor], …]``: the
+subgraphs between them stay in float16, the toolkit's two-step hybrid quantization), and probe
+pairs (``[left.npy, right.npy]``) whose simulator outputs are saved as .npy files (disparity,
+float32 pixels). The answer (JSON, ``result`` path of the request) holds
 the build time in seconds, the toolkit version and, on failure, the stage that failed (and the
 exception's last line when the toolkit raised instead of returning an error code). The toolkit
 prints its log (verbose, with the layer table that says which op runs on the CPU or NPU) to stdout.
@@ -15,6 +17,7 @@ prints its log (verbose, with the layer table that says which op runs on the CPU
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from importlib import metadata
@@ -44,21 +47,40 @@ def _run(request: dict, progress: dict) -> int:
     from rknn.api import RKNN
 
     result = request["result"]
-    rknn = RKNN(verbose=True)
     version = progress["toolkit"] = metadata.version("rknn-toolkit2")
     zeros, ones = [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]
-    rknn.config(target_platform=request["target"], mean_values=[zeros, zeros], std_values=[ones, ones],
-                quantized_algorithm=request.get("quantized_algorithm", "normal"))
+
+    def configured() -> RKNN:
+        rknn = RKNN(verbose=True)
+        rknn.config(target_platform=request["target"], mean_values=[zeros, zeros], std_values=[ones, ones],
+                    quantized_algorithm=request.get("quantized_algorithm", "normal"))
+        return rknn
+
+    rknn = configured()
     progress["stage"] = "load_onnx"
     if rknn.load_onnx(model=request["onnx"]) != 0:
         _answer(result, ok=False, stage="load_onnx", toolkit=version)
         return 1
-    progress["stage"] = "build"
     start = time.perf_counter()
-    status = rknn.build(do_quantization=bool(request["int8"]), dataset=request.get("dataset"))
+    if request.get("custom_hybrid"):
+        # step 1 quantizes and writes <model>.model/.data/.quantization.cfg (the named subgraphs marked
+        # float16) into the working directory; step 2 builds from those files in a fresh instance.
+        progress["stage"] = "hybrid_quantization_step1"
+        os.chdir(os.path.dirname(os.path.abspath(result)))
+        status = rknn.hybrid_quantization_step1(dataset=request["dataset"], custom_hybrid=request["custom_hybrid"])
+        rknn.release()
+        if status == 0:
+            stem = os.path.splitext(os.path.basename(request["onnx"]))[0]
+            progress["stage"] = "hybrid_quantization_step2"
+            rknn = configured()
+            status = rknn.hybrid_quantization_step2(model_input=f"{stem}.model", data_input=f"{stem}.data",
+                                                    model_quantization_cfg=f"{stem}.quantization.cfg")
+    else:
+        progress["stage"] = "build"
+        status = rknn.build(do_quantization=bool(request["int8"]), dataset=request.get("dataset"))
     build_s = time.perf_counter() - start
     if status != 0:
-        _answer(result, ok=False, stage="build", build_s=build_s, toolkit=version)
+        _answer(result, ok=False, stage=progress["stage"], build_s=build_s, toolkit=version)
         return 1
     progress["stage"] = "export_rknn"
     if rknn.export_rknn(request["out"]) != 0:

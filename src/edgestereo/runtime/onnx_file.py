@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = ["QUANTIZED_OPS", "STEREO_CONTRACT", "OnnxMetadata", "TensorInfo", "graph_io", "graph_precision", "load_onnx",
-           "require_stereo_io", "stereo_io_problems"]
+           "require_stereo_io", "stereo_io_problems", "subgraph_boundary"]
 
 #: operators whose presence means a graph is quantized (QDQ pairs or integer kernels).
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
@@ -169,6 +169,39 @@ def graph_io(proto: onnx.ModelProto) -> tuple[list[TensorInfo], list[TensorInfo]
 
     weights = {init.name for init in proto.graph.initializer}
     return ([info(v) for v in proto.graph.input if v.name not in weights], [info(v) for v in proto.graph.output])
+
+
+def subgraph_boundary(proto: onnx.ModelProto, node_names: Sequence[str]) -> list[tuple[str, str]]:
+    """Where the part of a graph made of the nodes ``node_names`` begins and ends: (entering, leaving)
+    tensor pairs joined by a path through those nodes, in graph order. An entering tensor is read by
+    one of the nodes and made elsewhere (graph inputs included, weights and constants not); a leaving
+    one is made by one of them and read elsewhere, or is a graph output.
+
+    >>> import onnx.helper as h
+    >>> g = h.make_graph([h.make_node("Relu", ["x"], ["a"], name="/f/Relu"), h.make_node("Neg", ["a"], ["b"],
+    ...     name="/g/Neg"), h.make_node("Add", ["a", "b"], ["y"], name="/h/Add")], "g", [],
+    ...     [h.make_tensor_value_info("y", 1, None)])
+    >>> subgraph_boundary(h.make_model(g), ["/g/Neg", "/h/Add"])
+    [('a', 'y')]
+    """
+    chosen = set(node_names)
+    nodes = [node for node in proto.graph.node if node.name in chosen]
+    outside = [node for node in proto.graph.node if node.name not in chosen]
+    made_inside = {tensor for node in nodes for tensor in node.output}
+    constants = {init.name for init in proto.graph.initializer} | {
+        tensor for node in outside if node.op_type == "Constant" for tensor in node.output}
+    read_outside = {tensor for node in outside for tensor in node.input} | {v.name for v in proto.graph.output}
+    entering = list(dict.fromkeys(tensor for node in nodes for tensor in node.input
+                                  if tensor and tensor not in made_inside and tensor not in constants))
+    leaving = [tensor for node in nodes for tensor in node.output if tensor in read_outside]
+    pairs = []
+    for source in entering:
+        reached = {source}
+        for node in nodes:  # graph order is topological: one pass follows every path
+            if reached.intersection(node.input):
+                reached.update(node.output)
+        pairs += [(source, sink) for sink in leaving if sink in reached]
+    return pairs
 
 
 def _fits(shape: tuple[int | str | None, ...] | None, channels: int) -> bool:
