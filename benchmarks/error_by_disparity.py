@@ -90,6 +90,10 @@ def main() -> None:
                 if row["pixels"]:
                     print(f"| {row['low']:g}–{row['high']:g} | {row['share_px']:.1f} | {row['epe']:.2f} | "
                           f"{row['bad2']:.1f} | {row['bias']:+.2f} | {row['share_error']:.1f} |")
+            pixels = sum(row["pixels"] for row in rows)
+            mean = {key: sum(row[key] * row["pixels"] for row in rows) / max(pixels, 1.0)
+                    for key in ("epe", "bad2", "bias")}
+            print(f"| all | 100.0 | {mean['epe']:.2f} | {mean['bad2']:.1f} | {mean['bias']:+.2f} | 100.0 |")
             print(flush=True)
 
 

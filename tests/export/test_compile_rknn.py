@@ -170,6 +170,10 @@ def test_keep_float_hands_the_matched_part_to_the_toolkit_as_float16(tiny_onnx, 
     assert "--keep-float '/head/*' matches no node" in capsys.readouterr().err
     assert main(["compile", str(tiny_onnx), "--keep-float", "/features/*", "--out", str(refused)]) == 2
     assert "add --int8" in capsys.readouterr().err and not refused.exists() and len(seen) == 1
+    # matched nodes that no path through the graph reaches would leave the whole build int8, unannounced
+    monkeypatch.setattr("edgestereo.runtime.onnx_file.subgraph_boundary", lambda proto, names: [])
+    assert main(["compile", str(tiny_onnx), "--int8", "--keep-float", "/features/*", "--out", str(refused)]) == 2
+    assert "nothing to keep in float16" in capsys.readouterr().err and not refused.exists() and len(seen) == 1
 
 
 def test_the_worker_builds_a_hybrid_request_in_two_steps(tmp_path, monkeypatch):

@@ -150,6 +150,7 @@ def _compile(args: argparse.Namespace) -> int:
     import numpy as np
 
     from edgestereo.data.io import atomic_path
+    from edgestereo.errors import EdgeStereoError
     from edgestereo.export.check import check_onnx
     from edgestereo.export.rknn import build_rknn, find_rknn_python
     from edgestereo.quant.ptq import check_output_path, graph_input_size, match_nodes, require_float_graph
@@ -167,6 +168,10 @@ def _compile(args: argparse.Namespace) -> int:
     if args.keep_float:
         kept = [name for names in match_nodes(proto, args.keep_float).values() for name in names]
         float_subgraphs = subgraph_boundary(proto, kept)
+        if not float_subgraphs:
+            raise EdgeStereoError(f"--keep-float {' '.join(args.keep_float)}: no path from the rest of the graph "
+                                  f"runs through the {len(set(kept))} matched nodes to its output; nothing to keep "
+                                  "in float16")
         kept_note = f" ({len(dict.fromkeys(kept))} nodes float16)"
 
     check = check_onnx(args.onnx, "rknn")
