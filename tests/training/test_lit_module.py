@@ -155,3 +155,14 @@ def test_loss_options_change_the_published_loss_only():
     assert module.hparams["loss_options"] == {"gradient_weight": 1.0}  # kept in checkpoints for a resume
     with pytest.raises(EdgeStereoError, match="loss_options change the published loss"):
         StereoLitModule(model="stereonet-plus2-small", loss="self_supervised", loss_options={"gradient_weight": 1.0})
+
+
+def test_a_frozen_batchnorm_run_does_not_warn_about_its_eval_mode_modules(tmp_path, recwarn):
+    """Lightning warns when modules start training in eval mode; with model.freeze_bn that is the
+    request itself, so the train command keeps the warning out of the run's output."""
+    from edgestereo.training.lightning_cli import run_training
+
+    run_training(["--config", str(Path(__file__).parent / "tiny.yaml"), "--trainer.max_steps", "1",
+                  "--model.freeze_bn", "true", "--trainer.default_root_dir", str(tmp_path)])
+    warned = [str(w.message) for w in recwarn if "in eval mode at the start of training" in str(w.message)]
+    assert not warned, warned

@@ -333,6 +333,9 @@ def run_training(args: Sequence[str], resume: str | None = None, export: bool = 
             warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before")
             # best and last checkpoints share the run's folder on purpose
             warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            if module.hparams.get("freeze_bn"):
+                # model.freeze_bn keeps every BatchNorm in eval mode on purpose
+                warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start")
             trainer.fit(module, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:
         interrupted = True
