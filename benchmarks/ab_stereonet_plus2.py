@@ -87,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_stereonet_plus import count_gflops  # the GFLOPs of the latency table
-    from eval_default_model import validation_sets, with_block_ratio  # the sets; evaluate() plus the block ratio
+    from eval_default_model import score_set, validation_sets  # the sets; evaluate() plus the block ratio
 
     names = [name.strip() for name in args.variants.split(",")]
     unknown = [name for name in names if name not in VARIANTS]
@@ -113,7 +113,7 @@ def main() -> None:
             cells = []
             predict = create_predictor(MODEL, pretrained=str(checkpoint))
             for pairs in sets.values():
-                report = with_block_ratio(predict, pairs)
+                report = score_set(predict, pairs)
                 cells.append(f"{report['all']['epe']:.3f} / {report['all']['bad2']:.2f} / {report['block_ratio']:.2f}")
             label = f"{name} ({', '.join(f'{k}={v}' for k, v in overrides.items()) or 'stereonet-plus2-small'})"
             print(f"| {label} | {params / 1e3:.0f} K | {gflops:.2f} | {rate:.1f} | {cells[0]} | {cells[1]} |",

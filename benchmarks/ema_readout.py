@@ -91,7 +91,7 @@ def main() -> None:
     if not args.checkpoint.is_file():
         parser.error(f"--checkpoint {args.checkpoint}: file not found")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_default_model import validation_sets, with_block_ratio  # the sets; evaluate() plus the block ratio
+    from eval_default_model import score_set, validation_sets  # the sets; evaluate() plus the block ratio
 
     sets = validation_sets(args.val_num)
     start = int(read_checkpoint(args.checkpoint).meta["global_step"])
@@ -112,7 +112,7 @@ def main() -> None:
                 predict = create_predictor(network, threads=1)
                 cells = []
                 for pairs in sets.values():
-                    report = with_block_ratio(predict, pairs)
+                    report = score_set(predict, pairs)
                     cells.append(f"{report['all']['epe']:.3f} / {report['all']['bad2']:.2f} / "
                                  f"{report['block_ratio']:.2f}")
                 print(f"| {step:,} | {label} | {cells[0]} | {cells[1]} |", flush=True)

@@ -6,7 +6,7 @@
   the pixels the right camera sees ("noc", estimated from the left ground truth:
   ``evaluation.metrics.occluded_in_right_view``). Also printed: the linear fit prediction ≈ a·gt + b
   (a < 1, b > 0: a compressed range) and the 8-px block-pattern ratio (``block_pattern_ratio``; the
-  ground truth's own is printed beside it). The held-out tables print the same fit over all their pixels.
+  ground truth's own is printed beside it). Every table prints the fit over the pixels it scores.
 - The synthetic ``test`` split (seed 0, its own random stream): training used the ``train`` split, the
   best-checkpoint choice the ``val`` split, SGBM's tuning the ``test`` split with seed 2024 at
   320×480.
@@ -36,7 +36,13 @@ from edgestereo.data.samples import load_motorcycle
 from edgestereo.data.synthetic.textures import VALIDATION_PHOTOS
 from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.evaluator import evaluate
-from edgestereo.evaluation.metrics import block_pattern_ratio, disparity_metrics, linear_fit, occluded_in_right_view
+from edgestereo.evaluation.metrics import (
+    LinearFit,
+    block_pattern_ratio,
+    disparity_metrics,
+    linear_fit,
+    occluded_in_right_view,
+)
 from edgestereo.runtime.factory import create_predictor
 
 METRICS = ("epe", "bad1", "bad2", "bad3", "d1")
@@ -74,26 +80,37 @@ def validation_sets(num: int) -> dict[str, object]:
             "photograph val": photograph_validation_set(num)}
 
 
-def with_block_ratio(predict, pairs) -> dict:
-    """``evaluate`` plus the mean block-pattern ratio of the predictions and ``fit``: (slope, offset) of
-    prediction ≈ slope·gt + offset, least squares over every valid pixel of the set."""
+class _LastRead:
+    """``pairs`` as ``evaluate`` reads them, keeping the pair read last: the predictor's wrapper finds
+    its ground truth there instead of rendering the pair a second time."""
+
+    def __init__(self, pairs) -> None:
+        self.pairs, self.last = pairs, None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        self.last = self.pairs[index]
+        return self.last
+
+
+def score_set(predict, pairs) -> dict:
+    """``evaluate`` plus ``block_ratio``, the mean block-pattern ratio of the predictions, and ``fit``,
+    (slope, offset) of prediction ≈ slope·gt + offset over every valid pixel of the set."""
     ratios = []
-    moments = np.zeros(5)  # pixels, Σgt, Σpred, Σgt², Σgt·pred (float64: sums of up to ~10⁷ pixels)
+    fit = LinearFit()
+    reading = _LastRead(pairs)
 
     def recording(left, right):
         disparity = predict(left, right)
         ratios.append(block_pattern_ratio(disparity))
-        sample = pairs[len(ratios) - 1]  # evaluate() predicts the pairs in order
-        mask = np.asarray(sample["valid"], bool) & np.isfinite(sample["disp"]) & np.isfinite(disparity)
-        gt, pred = sample["disp"][mask].astype(np.float64), disparity[mask].astype(np.float64)
-        moments[:] += (gt.size, gt.sum(), pred.sum(), gt @ gt, gt @ pred)
+        fit.add(disparity, reading.last["disp"], reading.last["valid"])
         return disparity
 
-    report = evaluate(recording, pairs)
+    report = evaluate(recording, reading)
     report["block_ratio"] = float(np.mean(ratios))
-    n, sum_gt, sum_pred, sum_gt2, sum_gt_pred = moments
-    slope = (n * sum_gt_pred - sum_gt * sum_pred) / (n * sum_gt2 - sum_gt**2)
-    report["fit"] = (float(slope), float((sum_pred - slope * sum_gt) / n))
+    report["fit"] = fit.result()
     return report
 
 
@@ -132,7 +149,7 @@ def main() -> None:
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
           f"{platform.processor() or platform.machine()}, "
           f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
-    motorcycle = [(name, with_block_ratio(predict, motorcycle_set())) for name, predict in methods]
+    motorcycle = [(name, score_set(predict, motorcycle_set())) for name, predict in methods]
     print(table("Middlebury motorcycle (scikit-image, 500×741), all pixels with ground truth", motorcycle))
     print()
     gt = load_motorcycle()[2]
@@ -143,11 +160,11 @@ def main() -> None:
         print(motorcycle_details(name, predict))
     print(f"| ground truth | | | | | | {block_pattern_ratio(np.where(np.isfinite(gt), gt, np.nan)):.2f} |")
     print()
-    held_out = [(name, with_block_ratio(predict, synthetic)) for name, predict in methods]
+    held_out = [(name, score_set(predict, synthetic)) for name, predict in methods]
     print(table(f"Held-out synthetic pairs: test split, seed 0, {args.num} pairs of "
                 f"{args.size[0]}×{args.size[1]}, max disparity {args.max_disp:g}", held_out))
     print()
-    photo = [(name, with_block_ratio(predict, photographs)) for name, predict in methods]
+    photo = [(name, score_set(predict, photographs)) for name, predict in methods]
     print(table(f"Photograph validation scenes ({', '.join(VALIDATION_PHOTOS)}; never in training): val split, "
                 f"seed 0, {args.photo_num} pairs of {args.size[0]}×{args.size[1]}", photo))
 

@@ -3,7 +3,13 @@ import pytest
 import torch
 
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import block_pattern_ratio, disparity_metrics, linear_fit, occluded_in_right_view
+from edgestereo.evaluation.metrics import (
+    LinearFit,
+    block_pattern_ratio,
+    disparity_metrics,
+    linear_fit,
+    occluded_in_right_view,
+)
 
 
 def test_metrics_by_hand():
@@ -131,6 +137,23 @@ def test_linear_fit_edges():
     assert linear_fit(pred[:, :2], gt[:, :2]) == pytest.approx((0.5, 3.0))  # two pixels are enough
     with pytest.raises(EdgeStereoError, match="linear fit needs at least two valid pixels"):
         linear_fit(pred[:, :1], gt[:, :1])
+    with pytest.raises(EdgeStereoError, match="ground truth that varies"):
+        linear_fit(pred[:, :2], np.full((1, 2), 7.0))
+
+
+def test_a_pooled_linear_fit_is_the_fit_of_all_pixels_together():
+    rng = np.random.default_rng(0)
+    maps = [(rng.uniform(5, 60, (6, 9)), rng.uniform(0, 1, (6, 9)) > 0.2) for _ in range(3)]
+    preds = [0.9 * gt + 2.0 + rng.normal(0, 1 + i, gt.shape) for i, (gt, _) in enumerate(maps)]
+    pooled = LinearFit()
+    for pred, (gt, valid) in zip(preds, maps):
+        pooled.add(pred, gt, valid)
+    together = linear_fit(np.concatenate(preds, 1), np.concatenate([gt for gt, _ in maps], 1),
+                          np.concatenate([valid for _, valid in maps], 1))
+    assert pooled.result() == pytest.approx(together, rel=1e-12)
+    # not the mean of the per-pair fits: the pairs' pixels and spreads differ
+    separate = np.mean([linear_fit(p, gt, v) for p, (gt, v) in zip(preds, maps)], axis=0)
+    assert pooled.result() != pytest.approx(tuple(separate), rel=1e-6)
 
 
 def test_occlusion_edges():

@@ -176,6 +176,12 @@ def test_keep_float_hands_the_matched_part_to_the_toolkit_as_float16(tiny_onnx, 
     assert "nothing to keep in float16" in capsys.readouterr().err and not refused.exists() and len(seen) == 1
 
 
+def test_float_subgraphs_without_calibration_are_refused_before_the_toolkit_runs(tmp_path):
+    with pytest.raises(EdgeStereoError, match="part of an int8 build"):
+        rknn.build_rknn(tmp_path / "m.onnx", tmp_path / "m.rknn", tmp_path / "no-python", probes=[],
+                        float_subgraphs=[("a", "y")])
+
+
 def test_the_worker_builds_a_hybrid_request_in_two_steps(tmp_path, monkeypatch):
     """custom_hybrid: hybrid_quantization_step1 (which writes <model>.model/.data/.quantization.cfg
     into the working directory) and step2 from those files, in a fresh toolkit instance, instead of build."""

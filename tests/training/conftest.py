@@ -22,10 +22,12 @@ def tiny_args(tmp_path: Path) -> list[str]:
     return ["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "run")]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="package")
 def one_thread():
     """One intra-op thread: on a shared 2-core machine OpenMP threads that wait for each other make a
-    step several times slower; results do not depend on it."""
+    step several times slower. Package scope: module fixtures (a reference run) are set up before
+    function ones, and a reference summed with other threads than the runs compared with it differs
+    in the last bits."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

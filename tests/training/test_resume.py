@@ -45,15 +45,8 @@ VALIDATING_RUN = ["--config", str(HERE / "tiny.yaml"), "--trainer.max_steps", "4
 
 @pytest.fixture(scope="module")
 def validating_run_weights(tmp_path_factory) -> dict[str, torch.Tensor]:
-    # a module fixture is set up before the autouse one_thread fixture: set the test runs' thread count
-    # here too, or the reference is summed in another order than the runs it is compared with
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        root = tmp_path_factory.mktemp("straight") / "run"
-        result = run_training([*VALIDATING_RUN, "--trainer.default_root_dir", str(root)])
-    finally:
-        torch.set_num_threads(threads)
+    root = tmp_path_factory.mktemp("straight") / "run"
+    result = run_training([*VALIDATING_RUN, "--trainer.default_root_dir", str(root)])
     return load_model(result.weights).state_dict()
 
 

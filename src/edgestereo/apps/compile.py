@@ -166,13 +166,13 @@ def _compile(args: argparse.Namespace) -> int:
     precision = "int8" if args.int8 else "fp16"
     float_subgraphs, kept_note = [], ""
     if args.keep_float:
-        kept = [name for names in match_nodes(proto, args.keep_float).values() for name in names]
-        float_subgraphs = subgraph_boundary(proto, kept)
+        kept = {name for names in match_nodes(proto, args.keep_float).values() for name in names}
+        float_subgraphs = subgraph_boundary(proto, sorted(kept))
         if not float_subgraphs:
             raise EdgeStereoError(f"--keep-float {' '.join(args.keep_float)}: no path from the rest of the graph "
-                                  f"runs through the {len(set(kept))} matched nodes to its output; nothing to keep "
+                                  f"runs through the {len(kept)} matched nodes to its output; nothing to keep "
                                   "in float16")
-        kept_note = f" ({len(dict.fromkeys(kept))} nodes float16)"
+        kept_note = f" ({len(kept)} nodes float16)"
 
     check = check_onnx(args.onnx, "rknn")
     print("check       rknn profile: " + ("ok" if check.ok else f"{len(check.violations)} finding(s), built anyway"))

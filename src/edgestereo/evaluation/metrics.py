@@ -12,7 +12,8 @@ import numpy as np
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
-    "BAD_THRESHOLDS", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view", "valid_mask",
+    "BAD_THRESHOLDS", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view",
+    "valid_mask",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -99,17 +100,39 @@ def block_pattern_ratio(disparity, period: int = 8, clip: float = 4.0) -> float:
     return max(ratios)
 
 
+class LinearFit:
+    """Least-squares ``pred ≈ slope·gt + offset`` pooled over the pixels of many pairs, added one pair
+    at a time (:meth:`add`; sums in float64, no pixels kept), over the pixels :func:`valid_mask`
+    keeps and the prediction is finite. slope < 1 with a positive offset is a compressed range (near
+    surfaces too far, far ones too near)."""
+
+    def __init__(self) -> None:
+        self._sums = np.zeros(5)  # pixels, Σgt, Σpred, Σgt², Σgt·pred
+
+    def add(self, pred, gt, valid=None) -> None:
+        pred_np, gt_np = _numpy(pred), _numpy(gt)
+        pred_np = pred_np.reshape(gt_np.shape)
+        mask = valid_mask(gt_np, valid) & np.isfinite(pred_np)
+        x, y = gt_np[mask], pred_np[mask]
+        self._sums += (x.size, x.sum(), y.sum(), x @ x, x @ y)
+
+    def result(self) -> tuple[float, float]:
+        """(slope, offset); EdgeStereoError with fewer than two pixels or a constant ground truth."""
+        n, sum_x, sum_y, sum_xx, sum_xy = self._sums
+        if n < 2:
+            raise EdgeStereoError("linear fit needs at least two valid pixels")
+        spread = n * sum_xx - sum_x**2
+        if spread <= 1e-12 * n * sum_xx:
+            raise EdgeStereoError("linear fit needs ground truth that varies")
+        slope = (n * sum_xy - sum_x * sum_y) / spread
+        return float(slope), float((sum_y - slope * sum_x) / n)
+
+
 def linear_fit(pred, gt, valid=None) -> tuple[float, float]:
-    """Least-squares (slope, offset) of ``pred ≈ slope·gt + offset`` over the pixels
-    :func:`valid_mask` keeps: slope < 1 with a positive offset is a compressed range (near surfaces
-    too far, far ones too near)."""
-    pred_np, gt_np = _numpy(pred), _numpy(gt)
-    pred_np = pred_np.reshape(gt_np.shape)
-    mask = valid_mask(gt_np, valid) & np.isfinite(pred_np)
-    if mask.sum() < 2:
-        raise EdgeStereoError("linear fit needs at least two valid pixels")
-    slope, offset = np.polyfit(gt_np[mask], pred_np[mask], 1)
-    return float(slope), float(offset)
+    """(slope, offset) of :class:`LinearFit` over one disparity map."""
+    fit = LinearFit()
+    fit.add(pred, gt, valid)
+    return fit.result()
 
 
 def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
