@@ -5,7 +5,9 @@ validation_sets``: the synthetic ``val`` split and the photograph scenes, 256×5
 192 px) and splits every valid pixel by its true disparity. Per band: the share of the set's pixels,
 EPE (px), bad-2 (%), the mean signed error (prediction − truth, px: negative means too far) and the
 band's share of the set's summed end-point error. A band whose error is about minus its disparity is
-one the network never learned to reach.
+one the network never learned to reach. Two more rows split the same pixels into those the right
+camera sees and those it does not (covered by a nearer surface or outside its image, estimated from
+the left ground truth: ``evaluation.metrics.visible_in_right_view``).
 
 usage:
   .venv/bin/python benchmarks/error_by_disparity.py                                 # packaged weights
@@ -22,37 +24,49 @@ import numpy as np
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
+from edgestereo.evaluation.metrics import visible_in_right_view
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
 BANDS = (0, 16, 32, 48, 64, 96, 128, 160, 192)
 
 
-def band_errors(predict, pairs, edges: np.ndarray) -> list[dict[str, float]]:
-    """Per band [edges[i], edges[i+1]) of true disparity (the last band includes its upper edge):
-    pixels, EPE, bad2 (%), bias (mean prediction − truth) and share_px / share_error (% of the set)."""
+def _summaries(pixels, abs_error, bad2, signed) -> list[dict[str, float]]:
+    """Per group: pixels, epe, bad2 (%), bias (mean prediction − truth) and share_px / share_error (%)."""
+    rows = []
+    for i in range(len(pixels)):
+        count = max(pixels[i], 1.0)
+        rows.append({"pixels": float(pixels[i]), "epe": abs_error[i] / count, "bad2": 100.0 * bad2[i] / count,
+                     "bias": signed[i] / count, "share_px": 100.0 * pixels[i] / max(pixels.sum(), 1.0),
+                     "share_error": 100.0 * abs_error[i] / max(abs_error.sum(), 1e-12)})
+    return rows
+
+
+def band_errors(predict, pairs, edges: np.ndarray) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """(bands, visibility): per band [edges[i], edges[i+1]) of true disparity (the last band includes
+    its upper edge, with ``low``/``high``), then for the visible and the hidden pixels of those bands,
+    the :func:`_summaries` of their errors."""
     bands = len(edges) - 1
-    pixels, abs_error, bad2, signed = (np.zeros(bands) for _ in range(4))
+    groups = bands + 2  # the bands, then visible and hidden
+    pixels, abs_error, bad2, signed = (np.zeros(groups) for _ in range(4))
     for index in range(len(pairs)):
         sample = pairs[index]
         disparity = predict(sample["left"], sample["right"])
-        valid = np.asarray(sample["valid"], bool) & np.isfinite(sample["disp"]) & np.isfinite(disparity)
-        truth, error = sample["disp"][valid], disparity[valid] - sample["disp"][valid]
+        truth_map = np.asarray(sample["disp"], np.float64).reshape(disparity.shape)
+        valid = np.asarray(sample["valid"], bool) & np.isfinite(truth_map) & np.isfinite(disparity)
+        valid &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
+        truth, error = truth_map[valid], disparity[valid] - truth_map[valid]
         band = np.clip(np.searchsorted(edges, truth, side="right") - 1, 0, bands - 1)
-        inside = (truth >= edges[0]) & (truth <= edges[-1])
-        band, error = band[inside], error[inside]
-        pixels += np.bincount(band, minlength=bands)
-        abs_error += np.bincount(band, np.abs(error), minlength=bands)
-        bad2 += np.bincount(band, np.abs(error) > 2.0, minlength=bands)
-        signed += np.bincount(band, error, minlength=bands)
-    rows = []
-    for i in range(bands):
-        count = max(pixels[i], 1.0)
-        rows.append({"low": float(edges[i]), "high": float(edges[i + 1]), "pixels": float(pixels[i]),
-                     "epe": abs_error[i] / count, "bad2": 100.0 * bad2[i] / count, "bias": signed[i] / count,
-                     "share_px": 100.0 * pixels[i] / max(pixels.sum(), 1.0),
-                     "share_error": 100.0 * abs_error[i] / max(abs_error.sum(), 1e-12)})
-    return rows
+        seen = np.where(visible_in_right_view(truth_map)[valid], bands, bands + 1)
+        for group in (band, seen):
+            pixels += np.bincount(group, minlength=groups)
+            abs_error += np.bincount(group, np.abs(error), minlength=groups)
+            bad2 += np.bincount(group, np.abs(error) > 2.0, minlength=groups)
+            signed += np.bincount(group, error, minlength=groups)
+    band_rows = _summaries(pixels[:bands], abs_error[:bands], bad2[:bands], signed[:bands])
+    for i, row in enumerate(band_rows):
+        row.update(low=float(edges[i]), high=float(edges[i + 1]))
+    return band_rows, _summaries(pixels[bands:], abs_error[bands:], bad2[bands:], signed[bands:])
 
 
 def main() -> None:
@@ -82,18 +96,20 @@ def main() -> None:
           f"{env['threads']['torch_intra_op']} threads, {args.num} pairs per set, 256×512\n")
     for set_name, pairs in validation_sets(args.num).items():
         for label, predict in predictors:
-            rows = band_errors(predict, pairs, edges)
+            rows, visibility = band_errors(predict, pairs, edges)
             print(f"**{set_name}: {label}**\n")
             print("| true disparity px | pixels % | EPE px | bad-2 % | mean error px | share of error % |")
             print("|---|---|---|---|---|---|")
-            for row in rows:
-                if row["pixels"]:
-                    print(f"| {row['low']:g}–{row['high']:g} | {row['share_px']:.1f} | {row['epe']:.2f} | "
-                          f"{row['bad2']:.1f} | {row['bias']:+.2f} | {row['share_error']:.1f} |")
+            named = [(f"{row['low']:g}–{row['high']:g}", row) for row in rows]
             pixels = sum(row["pixels"] for row in rows)
             mean = {key: sum(row[key] * row["pixels"] for row in rows) / max(pixels, 1.0)
                     for key in ("epe", "bad2", "bias")}
-            print(f"| all | 100.0 | {mean['epe']:.2f} | {mean['bad2']:.1f} | {mean['bias']:+.2f} | 100.0 |")
+            named.append(("all", {**mean, "pixels": pixels, "share_px": 100.0, "share_error": 100.0}))
+            named += [("seen by the right camera", visibility[0]), ("not seen", visibility[1])]
+            for name, row in named:
+                if row["pixels"]:
+                    print(f"| {name} | {row['share_px']:.1f} | {row['epe']:.2f} | {row['bad2']:.1f} | "
+                          f"{row['bias']:+.2f} | {row['share_error']:.1f} |")
             print(flush=True)
 
 

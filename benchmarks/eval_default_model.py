@@ -4,9 +4,10 @@
   scored at milestones and never used to choose anything. Every pixel with finite ground truth is
   scored ("all"; SGBM's invalid pixels are filled as the KITTI devkit does, edgestereo's default), and
   the pixels the right camera sees ("noc", estimated from the left ground truth:
-  ``evaluation.metrics.occluded_in_right_view``). Also printed: the linear fit prediction ≈ a·gt + b
-  (a < 1, b > 0: a compressed range) and the 8-px block-pattern ratio (``block_pattern_ratio``; the
-  ground truth's own is printed beside it). Every table prints the fit over the pixels it scores.
+  ``evaluation.metrics.visible_in_right_view``, neither covered nor outside the right image). Also
+  printed: the linear fit prediction ≈ a·gt + b (a < 1, b > 0: a compressed range) and the 8-px
+  block-pattern ratio (``block_pattern_ratio``; the ground truth's own is printed beside it). Every
+  table prints the fit over the pixels it scores.
 - The synthetic ``test`` split (seed 0, its own random stream): training used the ``train`` split, the
   best-checkpoint choice the ``val`` split, SGBM's tuning the ``test`` split with seed 2024 at
   320×480.
@@ -41,7 +42,7 @@ from edgestereo.evaluation.metrics import (
     block_pattern_ratio,
     disparity_metrics,
     linear_fit,
-    occluded_in_right_view,
+    visible_in_right_view,
 )
 from edgestereo.runtime.factory import create_predictor
 
@@ -118,7 +119,7 @@ def motorcycle_details(name: str, predict) -> str:
     """noc scores, the linear fit and the block ratio on the motorcycle pair, one table row."""
     left, right, gt = load_motorcycle()
     disparity = predict(left, right)
-    visible = np.isfinite(gt) & ~occluded_in_right_view(gt)
+    visible = visible_in_right_view(gt)
     noc = disparity_metrics(disparity, gt, visible)
     slope, offset = linear_fit(disparity, gt, visible)
     return (f"| {name} | {noc['epe']:.3f} | {noc['bad2']:.2f} | {noc['d1']:.2f} | {int(noc['valid_px'])} | "

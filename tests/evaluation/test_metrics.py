@@ -9,6 +9,7 @@ from edgestereo.evaluation.metrics import (
     disparity_metrics,
     linear_fit,
     occluded_in_right_view,
+    visible_in_right_view,
 )
 
 
@@ -81,6 +82,11 @@ def test_occlusion_from_the_left_disparity_matches_the_renderer():
     # an estimate from the left view alone: most of what it marks is occluded, and it finds most of it
     assert (estimate & truth).sum() > 0.5 * estimate.sum()
     assert (estimate & truth).sum() > 0.6 * truth.sum()
+    # the visible pixels: the renderer's non-occluded ones, out-of-view included (they are many here)
+    assert (~inside).sum() > 300
+    hidden = ~visible_in_right_view(pair.disp)
+    assert (hidden & pair.occlusion).sum() > 0.7 * hidden.sum()
+    assert (hidden & pair.occlusion).sum() > 0.7 * pair.occlusion.sum()
 
 
 # --------------------------------------------------------------------------- edges the definitions fix
@@ -169,3 +175,11 @@ def test_occlusion_edges():
     assert occluded_in_right_view(unknown).tolist() == [[False, True, True, True, False, False, False]]
     unknown[0, 4] = np.nan
     assert not occluded_in_right_view(unknown).any()
+
+
+def test_visible_pixels_land_inside_the_right_image_and_are_not_covered():
+    d = np.array([[2.0, 2, 2, 2, 2, 4, 4, 4, 2.0]])
+    # x = 0, 1 land left of the right image (−2, −1); x = 4 lands at 2, behind x = 5 (lands at 1)
+    assert visible_in_right_view(d).tolist() == [[False, False, True, True, False, True, True, True, True]]
+    assert visible_in_right_view(np.array([[0.0, 1.0, 2.0, 3.5]])).tolist() == [[True, True, True, False]]
+    assert not visible_in_right_view(np.array([[np.nan, np.inf, 0.0]]))[0, :2].any()

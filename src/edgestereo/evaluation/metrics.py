@@ -1,6 +1,6 @@
 """Stereo metrics: EPE, bad-τ, D1-all, over a validity mask; and three diagnostics of a disparity map:
 the 8-px block pattern of a coarse-to-fine network, the compression of its range (a linear fit to the
-ground truth), and the pixels a left ground truth shows to be occluded in the right view.
+ground truth), and the pixels a left ground truth shows to be occluded in, or outside, the right view.
 
 All functions take (H,W) or (B,H,W)/(B,1,H,W) arrays of disparities in pixels.
 """
@@ -13,7 +13,7 @@ from edgestereo.errors import EdgeStereoError
 
 __all__ = [
     "BAD_THRESHOLDS", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view",
-    "valid_mask",
+    "valid_mask", "visible_in_right_view",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -153,3 +153,18 @@ def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
     right_min = np.minimum.accumulate(landing[:, ::-1], axis=1)[:, ::-1]
     right_min = np.concatenate([right_min[:, 1:], np.full((d.shape[0], 1), np.inf)], axis=1)
     return right_min < landing - tolerance
+
+
+def visible_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
+    """Pixels of the left view that the right camera sees, from the left disparity alone: known
+    (finite), not covered by a nearer surface (:func:`occluded_in_right_view`) and landing inside the
+    right image (x − d(x) ≥ 0; Middlebury's and the renderer's "non-occluded" exclude both).
+    disp_left: (H,W) px → (H,W) bool.
+
+    >>> visible_in_right_view(np.array([[3.0, 3, 3, 3, 3]])).astype(int).tolist()  # x < 3 leaves the image
+    [[0, 0, 0, 1, 1]]
+    """
+    d = _numpy(disp_left)
+    d = d.reshape(d.shape[-2:])
+    inside = np.arange(d.shape[1])[None, :] - d >= 0  # false where d is non-finite
+    return inside & ~occluded_in_right_view(d, tolerance)
