@@ -5,9 +5,9 @@ validation_sets``: the synthetic ``val`` split and the photograph scenes, 256×5
 192 px) and splits every valid pixel by its true disparity. Per band: the share of the set's pixels,
 EPE (px), bad-2 (%), the mean signed error (prediction − truth, px: negative means too far) and the
 band's share of the set's summed end-point error. A band whose error is about minus its disparity is
-one the network never learned to reach. Two more rows split the same pixels into those the right
-camera sees and those it does not (covered by a nearer surface or outside its image, estimated from
-the left ground truth: ``evaluation.metrics.visible_in_right_view``).
+one the network never learned to reach. Three more rows split the same pixels into those the right
+camera sees, those a nearer surface covers and those outside its image (estimated from the left
+ground truth: ``evaluation.metrics.visible_in_right_view``).
 
 usage:
   .venv/bin/python benchmarks/error_by_disparity.py                                 # packaged weights
@@ -24,7 +24,7 @@ import numpy as np
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import visible_in_right_view
+from edgestereo.evaluation.metrics import outside_right_view, visible_in_right_view
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
@@ -44,10 +44,10 @@ def _summaries(pixels, abs_error, bad2, signed) -> list[dict[str, float]]:
 
 def band_errors(predict, pairs, edges: np.ndarray) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """(bands, visibility): per band [edges[i], edges[i+1]) of true disparity (the last band includes
-    its upper edge, with ``low``/``high``), then for the visible and the hidden pixels of those bands,
-    the :func:`_summaries` of their errors."""
+    its upper edge, with ``low``/``high``), then for the seen, the covered and the outside-the-image
+    pixels of those bands, the :func:`_summaries` of their errors."""
     bands = len(edges) - 1
-    groups = bands + 2  # the bands, then visible and hidden
+    groups = bands + 3  # the bands, then seen, covered and outside the right image
     pixels, abs_error, bad2, signed = (np.zeros(groups) for _ in range(4))
     for index in range(len(pairs)):
         sample = pairs[index]
@@ -57,7 +57,8 @@ def band_errors(predict, pairs, edges: np.ndarray) -> tuple[list[dict[str, float
         valid &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
         truth, error = truth_map[valid], disparity[valid] - truth_map[valid]
         band = np.clip(np.searchsorted(edges, truth, side="right") - 1, 0, bands - 1)
-        seen = np.where(visible_in_right_view(truth_map)[valid], bands, bands + 1)
+        outside = outside_right_view(truth_map)[valid]
+        seen = np.where(visible_in_right_view(truth_map)[valid], bands, np.where(outside, bands + 2, bands + 1))
         for group in (band, seen):
             pixels += np.bincount(group, minlength=groups)
             abs_error += np.bincount(group, np.abs(error), minlength=groups)
@@ -105,7 +106,8 @@ def main() -> None:
             mean = {key: sum(row[key] * row["pixels"] for row in rows) / max(pixels, 1.0)
                     for key in ("epe", "bad2", "bias")}
             named.append(("all", {**mean, "pixels": pixels, "share_px": 100.0, "share_error": 100.0}))
-            named += [("seen by the right camera", visibility[0]), ("not seen", visibility[1])]
+            named += [("seen by the right camera", visibility[0]), ("covered by a nearer surface", visibility[1]),
+                      ("outside the right image", visibility[2])]
             for name, row in named:
                 if row["pixels"]:
                     print(f"| {name} | {row['share_px']:.1f} | {row['epe']:.2f} | {row['bad2']:.1f} | "

@@ -43,6 +43,7 @@ from edgestereo.evaluation.metrics import (
     block_pattern_ratio,
     disparity_metrics,
     linear_fit,
+    outside_right_view,
     visible_in_right_view,
 )
 from edgestereo.runtime.factory import create_predictor
@@ -123,7 +124,7 @@ def motorcycle_details(name: str, predict) -> list[str]:
     left, right, gt = load_motorcycle()
     disparity = predict(left, right)
     visible = visible_in_right_view(gt)
-    outside = np.isfinite(gt) & (np.arange(gt.shape[1])[None, :] - gt < 0)
+    outside = outside_right_view(gt)
     covered = np.isfinite(gt) & ~visible & ~outside
     rows = []
     for label, mask in (("seen", visible), ("covered", covered), ("outside the right image", outside)):

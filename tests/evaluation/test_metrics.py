@@ -9,6 +9,7 @@ from edgestereo.evaluation.metrics import (
     disparity_metrics,
     linear_fit,
     occluded_in_right_view,
+    outside_right_view,
     visible_in_right_view,
 )
 
@@ -183,3 +184,8 @@ def test_visible_pixels_land_inside_the_right_image_and_are_not_covered():
     assert visible_in_right_view(d).tolist() == [[False, False, True, True, False, True, True, True, True]]
     assert visible_in_right_view(np.array([[0.0, 1.0, 2.0, 3.5]])).tolist() == [[True, True, True, False]]
     assert not visible_in_right_view(np.array([[np.nan, np.inf, 0.0]]))[0, :2].any()
+    # covered, outside and seen split the known pixels
+    outside, covered = outside_right_view(d), occluded_in_right_view(d) & ~outside_right_view(d)
+    assert outside.tolist() == [[True, True, False, False, False, False, False, False, False]]
+    assert (outside.astype(int) + covered + visible_in_right_view(d) == 1).all()
+    assert not outside_right_view(np.array([[np.inf, np.nan, 0.5]])).any()  # unknown is never outside

@@ -13,7 +13,7 @@ from edgestereo.errors import EdgeStereoError
 
 __all__ = [
     "BAD_THRESHOLDS", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view",
-    "valid_mask", "visible_in_right_view",
+    "outside_right_view", "valid_mask", "visible_in_right_view",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -155,16 +155,27 @@ def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
     return right_min < landing - tolerance
 
 
+def outside_right_view(disp_left) -> np.ndarray:
+    """Pixels of the left view whose match falls left of the right image (x − d(x) < 0), from the left
+    disparity; non-finite disparities are never outside. disp_left: (H,W) px → (H,W) bool.
+
+    >>> outside_right_view(np.array([[3.0, 3, 3, 3, np.inf]])).astype(int).tolist()
+    [[1, 1, 1, 0, 0]]
+    """
+    d = _numpy(disp_left)
+    d = d.reshape(d.shape[-2:])
+    return np.isfinite(d) & (np.arange(d.shape[1])[None, :] - d < 0)
+
+
 def visible_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
     """Pixels of the left view that the right camera sees, from the left disparity alone: known
-    (finite), not covered by a nearer surface (:func:`occluded_in_right_view`) and landing inside the
-    right image (x − d(x) ≥ 0; Middlebury's and the renderer's "non-occluded" exclude both).
-    disp_left: (H,W) px → (H,W) bool.
+    (finite), not covered by a nearer surface (:func:`occluded_in_right_view`) and not outside the
+    right image (:func:`outside_right_view`; Middlebury's and the renderer's "non-occluded" exclude
+    both). disp_left: (H,W) px → (H,W) bool.
 
     >>> visible_in_right_view(np.array([[3.0, 3, 3, 3, 3]])).astype(int).tolist()  # x < 3 leaves the image
     [[0, 0, 0, 1, 1]]
     """
     d = _numpy(disp_left)
     d = d.reshape(d.shape[-2:])
-    inside = np.arange(d.shape[1])[None, :] - d >= 0  # false where d is non-finite
-    return inside & ~occluded_in_right_view(d, tolerance)
+    return np.isfinite(d) & ~outside_right_view(d) & ~occluded_in_right_view(d, tolerance)
