@@ -176,6 +176,28 @@ def test_keep_float_hands_the_matched_part_to_the_toolkit_as_float16(tiny_onnx, 
     assert "nothing to keep in float16" in capsys.readouterr().err and not refused.exists() and len(seen) == 1
 
 
+def test_a_boundary_tensor_the_toolkit_fused_away_names_the_node_to_keep_as_well(tiny_onnx, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # rknn-toolkit2 2.5.0 on the day-7 default model: hybrid_quantization_step1 raised this for a tensor
+    # entering the float16 part (the output of a division by a constant, which its optimiser had folded)
+    def build(onnx_path, out, python, **options):
+        raise rknn.RknnBuildError("hybrid_quantization_step1", f"ValueError: The input name {tensor} is not exists. "
+                                  "Please open the '/features/features.0/Conv_output_0' using netron")
+
+    monkeypatch.setattr(rknn, "build_rknn", build)
+    monkeypatch.setattr(rknn, "find_rknn_python", lambda env=None: tmp_path / "python")
+    out = tmp_path / "hybrid.rknn"
+    for tensor, hint in (("/Sub_output_0", "add --keep-float '/Sub' to start the part"),
+                         ("/features/features.0/Conv_output_0", None)):  # not a tensor entering the part
+        assert main(["compile", str(tiny_onnx), "--int8", "--num-samples", "2", "--eval-samples", "1",
+                     "--keep-float", "/features/*", "--out", str(out)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]  # after the "building …" line
+        assert err.startswith("edgestereo compile: failed: rknn-toolkit2 failed at hybrid_quantization_step1: "
+                              f"ValueError: The input name {tensor} is not exists.")
+        assert (hint in err) if hint else "--keep-float" not in err
+        assert not out.exists() and not list(tmp_path.glob(".hybrid*"))
+
+
 def test_float_subgraphs_without_calibration_are_refused_before_the_toolkit_runs(tmp_path):
     with pytest.raises(EdgeStereoError, match="part of an int8 build"):
         rknn.build_rknn(tmp_path / "m.onnx", tmp_path / "m.rknn", tmp_path / "no-python", probes=[],

@@ -126,6 +126,25 @@ def _format_counts(counts: dict) -> str:
     return ", ".join(f"{key} {n}" for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _fused_boundary_hint(error, proto, float_subgraphs) -> Exception:
+    """``error`` (an ``RknnBuildError``) with a way out when the toolkit names a tensor that enters a
+    float16 part and that its optimiser fused away (on day 7, the output of a division by a constant):
+    keeping the node that makes it in float16 too starts the part one node earlier. Otherwise
+    ``error`` unchanged."""
+    import re
+
+    from edgestereo.export.rknn import RknnBuildError
+
+    entering = {first for first, _ in float_subgraphs}
+    named = [token for token in re.findall(r"[^\s'\"]+", error.detail) if token in entering]
+    makers = [node.name for node in proto.graph.node if named and named[0] in node.output and node.name]
+    if not makers:
+        return error
+    return RknnBuildError(error.stage, f"{error.detail}; the toolkit's graph no longer has {named[0]}, which "
+                                       f"enters a float16 part: add --keep-float '{makers[0]}' to start the part "
+                                       "at the node that makes it")
+
+
 class _Refused(Exception):
     """A build the parity bound refuses: one line and exit status 1 (not a user error)."""
 
@@ -152,7 +171,7 @@ def _compile(args: argparse.Namespace) -> int:
     from edgestereo.data.io import atomic_path
     from edgestereo.errors import EdgeStereoError
     from edgestereo.export.check import check_onnx
-    from edgestereo.export.rknn import build_rknn, find_rknn_python
+    from edgestereo.export.rknn import RknnBuildError, build_rknn, find_rknn_python
     from edgestereo.quant.ptq import check_output_path, graph_input_size, match_nodes, require_float_graph
     from edgestereo.quant.scoring import load_samples
     from edgestereo.runtime.factory import create_predictor
@@ -196,9 +215,12 @@ def _compile(args: argparse.Namespace) -> int:
     predictor = create_predictor(onnx=args.onnx, device="cpu")
     expected = [predictor.run_tensors(left, right) for left, right in probes]
     with atomic_path(args.out) as tmp:
-        build = build_rknn(args.onnx, tmp, python, probes=probes, target=args.target,
-                           calibration=calibration if args.int8 else (), quantized_algorithm=args.quant_algorithm,
-                           float_subgraphs=float_subgraphs, log_path=args.log)
+        try:
+            build = build_rknn(args.onnx, tmp, python, probes=probes, target=args.target,
+                               calibration=calibration if args.int8 else (), quantized_algorithm=args.quant_algorithm,
+                               float_subgraphs=float_subgraphs, log_path=args.log)
+        except RknnBuildError as exc:
+            raise _fused_boundary_hint(exc, proto, float_subgraphs) from None
         diff = np.abs(build.outputs[0].astype(np.float64) - expected[0])
         mean, peak = float(diff.mean()), float(diff.max())
         print(f"rknn        {build.toolkit}, {build.target} {build.precision}{kept_note}: built in "

@@ -63,6 +63,7 @@ class RknnBuildError(EdgeStereoError):
     def __init__(self, stage: str, detail: str) -> None:
         super().__init__(f"rknn-toolkit2 failed at {stage}: {detail}")
         self.stage = stage
+        self.detail = detail
 
 
 @dataclass
