@@ -7,16 +7,19 @@ EPE (px), bad-2 (%), the mean signed error (prediction − truth, px: negative m
 band's share of the set's summed end-point error. A band whose error is about minus its disparity is
 one the network never learned to reach. Three more rows split the same pixels into those the right
 camera sees, those a nearer surface covers and those outside its image (estimated from the left
-ground truth: ``evaluation.metrics.visible_in_right_view``).
+ground truth: ``evaluation.metrics.right_view_masks``); ``--by-visibility`` also prints the band
+table of each of the three.
 
 usage:
   .venv/bin/python benchmarks/error_by_disparity.py                                 # packaged weights
   .venv/bin/python benchmarks/error_by_disparity.py --pretrained a.safetensors b.ckpt --num 20
+  .venv/bin/python benchmarks/error_by_disparity.py --bands 0 64 192 --by-visibility
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -24,50 +27,59 @@ import numpy as np
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import outside_right_view, visible_in_right_view
+from edgestereo.evaluation.metrics import RIGHT_VIEW_CLASSES, right_view_masks
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
 BANDS = (0, 16, 32, 48, 64, 96, 128, 160, 192)
 
 
-def _summaries(pixels, abs_error, bad2, signed) -> list[dict[str, float]]:
-    """Per group: pixels, epe, bad2 (%), bias (mean prediction − truth) and share_px / share_error (%)."""
-    rows = []
-    for i in range(len(pixels)):
-        count = max(pixels[i], 1.0)
-        rows.append({"pixels": float(pixels[i]), "epe": abs_error[i] / count, "bad2": 100.0 * bad2[i] / count,
-                     "bias": signed[i] / count, "share_px": 100.0 * pixels[i] / max(pixels.sum(), 1.0),
-                     "share_error": 100.0 * abs_error[i] / max(abs_error.sum(), 1e-12)})
-    return rows
+#: the row names of the classes of ``right_view_masks``.
+CLASS_NAMES = {"seen": "seen by the right camera", "covered": "covered by a nearer surface",
+               "outside": "outside the right image"}
 
 
-def band_errors(predict, pairs, edges: np.ndarray) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-    """(bands, visibility): per band [edges[i], edges[i+1]) of true disparity (the last band includes
-    its upper edge, with ``low``/``high``), then for the seen, the covered and the outside-the-image
-    pixels of those bands, the :func:`_summaries` of their errors."""
+def band_errors(predict, pairs, edges: np.ndarray) -> np.ndarray:
+    """Summed statistics of the set's valid pixels per (right-view class, band): a (4, classes, bands)
+    array of pixels, |error|, bad-2 pixels and signed error (prediction − truth, px). Bands are
+    [edges[i], edges[i+1]) of true disparity, the last one with its upper edge; classes in
+    ``RIGHT_VIEW_CLASSES`` order."""
     bands = len(edges) - 1
-    groups = bands + 3  # the bands, then seen, covered and outside the right image
-    pixels, abs_error, bad2, signed = (np.zeros(groups) for _ in range(4))
+    sums = np.zeros((4, len(RIGHT_VIEW_CLASSES), bands))
     for index in range(len(pairs)):
         sample = pairs[index]
         disparity = predict(sample["left"], sample["right"])
         truth_map = np.asarray(sample["disp"], np.float64).reshape(disparity.shape)
         valid = np.asarray(sample["valid"], bool) & np.isfinite(truth_map) & np.isfinite(disparity)
         valid &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
-        truth, error = truth_map[valid], disparity[valid] - truth_map[valid]
-        band = np.clip(np.searchsorted(edges, truth, side="right") - 1, 0, bands - 1)
-        outside = outside_right_view(truth_map)[valid]
-        seen = np.where(visible_in_right_view(truth_map)[valid], bands, np.where(outside, bands + 2, bands + 1))
-        for group in (band, seen):
-            pixels += np.bincount(group, minlength=groups)
-            abs_error += np.bincount(group, np.abs(error), minlength=groups)
-            bad2 += np.bincount(group, np.abs(error) > 2.0, minlength=groups)
-            signed += np.bincount(group, error, minlength=groups)
-    band_rows = _summaries(pixels[:bands], abs_error[:bands], bad2[:bands], signed[:bands])
-    for i, row in enumerate(band_rows):
-        row.update(low=float(edges[i]), high=float(edges[i + 1]))
-    return band_rows, _summaries(pixels[bands:], abs_error[bands:], bad2[bands:], signed[bands:])
+        band = np.clip(np.searchsorted(edges, truth_map[valid], side="right") - 1, 0, bands - 1)
+        error = disparity[valid] - truth_map[valid]
+        view_class = np.zeros(band.size, np.intp)  # a valid pixel has finite truth: exactly one class
+        for c, mask in enumerate(right_view_masks(truth_map).values()):
+            view_class[mask[valid]] = c
+        cell = view_class * bands + band
+        for k, weights in enumerate((None, np.abs(error), np.abs(error) > 2.0, error)):
+            sums[k] += np.bincount(cell, weights, minlength=sums[k].size).reshape(sums[k].shape)
+    return sums
+
+
+def summarise(sums: np.ndarray, total: np.ndarray) -> dict[str, float]:
+    """One row from (pixels, |error|, bad-2, signed) sums: pixels, epe, bad2 (%), bias (px) and
+    share_px / share_error (% of ``total``, the set's (pixels, |error|, …) sums)."""
+    pixels, abs_error, bad2, signed = sums
+    count = max(pixels, 1.0)
+    return {"pixels": float(pixels), "epe": abs_error / count, "bad2": 100.0 * bad2 / count, "bias": signed / count,
+            "share_px": 100.0 * pixels / max(total[0], 1.0), "share_error": 100.0 * abs_error / max(total[1], 1e-12)}
+
+
+def _print_table(rows: list[tuple[str, dict[str, float]]]) -> None:
+    print("| true disparity px | pixels % | EPE px | bad-2 % | mean error px | share of error % |")
+    print("|---|---|---|---|---|---|")
+    for name, row in rows:
+        if row["pixels"]:
+            print(f"| {name} | {row['share_px']:.1f} | {row['epe']:.2f} | {row['bad2']:.1f} | "
+                  f"{row['bias']:+.2f} | {row['share_error']:.1f} |")
+    print(flush=True)
 
 
 def main() -> None:
@@ -78,6 +90,8 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=50, help="pairs of each validation set (default 50)")
     parser.add_argument("--bands", type=float, nargs="+", default=BANDS, metavar="PX",
                         help=f"band edges in px, increasing (default {' '.join(map(str, BANDS))})")
+    parser.add_argument("--by-visibility", action="store_true",
+                        help="also the band table of the seen, the covered and the outside pixels apart")
     args = parser.parse_args()
     edges = np.asarray(args.bands, dtype=np.float64)
     if args.num < 1:
@@ -97,23 +111,21 @@ def main() -> None:
           f"{env['threads']['torch_intra_op']} threads, {args.num} pairs per set, 256×512\n")
     for set_name, pairs in validation_sets(args.num).items():
         for label, predict in predictors:
-            rows, visibility = band_errors(predict, pairs, edges)
+            sums = band_errors(predict, pairs, edges)
+            total = sums.sum(axis=(1, 2))
+            names = [f"{low:g}–{high:g}" for low, high in itertools.pairwise(edges)]
             print(f"**{set_name}: {label}**\n")
-            print("| true disparity px | pixels % | EPE px | bad-2 % | mean error px | share of error % |")
-            print("|---|---|---|---|---|---|")
-            named = [(f"{row['low']:g}–{row['high']:g}", row) for row in rows]
-            pixels = sum(row["pixels"] for row in rows)
-            mean = {key: sum(row[key] * row["pixels"] for row in rows) / max(pixels, 1.0)
-                    for key in ("epe", "bad2", "bias")}
-            named.append(("all", {**mean, "pixels": pixels, "share_px": 100.0, "share_error": 100.0}))
-            named += [("seen by the right camera", visibility[0]), ("covered by a nearer surface", visibility[1]),
-                      ("outside the right image", visibility[2])]
-            for name, row in named:
-                if row["pixels"]:
-                    print(f"| {name} | {row['share_px']:.1f} | {row['epe']:.2f} | {row['bad2']:.1f} | "
-                          f"{row['bias']:+.2f} | {row['share_error']:.1f} |")
-            print(flush=True)
-
+            rows = [(name, summarise(sums[:, :, i].sum(axis=1), total)) for i, name in enumerate(names)]
+            rows.append(("all", summarise(total, total)))
+            rows += [(CLASS_NAMES[c], summarise(sums[:, k].sum(axis=1), total))
+                     for k, c in enumerate(RIGHT_VIEW_CLASSES)]
+            _print_table(rows)
+            if args.by_visibility:
+                for k, c in enumerate(RIGHT_VIEW_CLASSES):
+                    class_total = sums[:, k].sum(axis=1)
+                    print(f"**{set_name}: {label}, {CLASS_NAMES[c]}** (shares of these pixels)\n")
+                    _print_table([(name, summarise(sums[:, k, i], class_total)) for i, name in enumerate(names)]
+                                 + [("all", summarise(class_total, class_total))])
 
 if __name__ == "__main__":
     main()

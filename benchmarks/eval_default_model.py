@@ -4,8 +4,9 @@
   scored at milestones and never used to choose anything. Every pixel with finite ground truth is
   scored ("all"; SGBM's invalid pixels are filled as the KITTI devkit does, edgestereo's default), and
   the pixels the right camera sees ("noc", estimated from the left ground truth:
-  ``evaluation.metrics.visible_in_right_view``, neither covered nor outside the right image), and
-  apart the covered pixels and those outside the right image. Also printed: the linear fit
+  ``evaluation.metrics.right_view_masks``, neither covered nor outside the right image), and
+  apart the covered pixels and those outside the right image, with each group's part of the
+  all-pixel EPE. Also printed: the linear fit
   prediction ≈ a·gt + b (a < 1, b > 0: a compressed range) and the 8-px block-pattern ratio
   (``block_pattern_ratio``; the ground truth's own is printed beside it). Every table prints the fit
   over the pixels it scores.
@@ -43,8 +44,7 @@ from edgestereo.evaluation.metrics import (
     block_pattern_ratio,
     disparity_metrics,
     linear_fit,
-    outside_right_view,
-    visible_in_right_view,
+    right_view_masks,
 )
 from edgestereo.runtime.factory import create_predictor
 
@@ -117,21 +117,20 @@ def score_set(predict, pairs) -> dict:
     return report
 
 
-def motorcycle_details(name: str, predict) -> list[str]:
-    """Table rows on the motorcycle pair: the pixels the right camera sees (noc), the covered ones and
-    those outside the right image, each with EPE, bad-2, D1, pixel count and the linear fit; the
-    block ratio of the whole map on the first row."""
-    left, right, gt = load_motorcycle()
-    disparity = predict(left, right)
-    visible = visible_in_right_view(gt)
-    outside = outside_right_view(gt)
-    covered = np.isfinite(gt) & ~visible & ~outside
+def motorcycle_details(name: str, disparity: np.ndarray, gt: np.ndarray) -> list[str]:
+    """Table rows of a motorcycle prediction (disparity, gt: (H,W) px): the pixels the right camera sees
+    (noc), the covered ones and those outside the right image, each with EPE, its part of the
+    all-pixel EPE (EPE × pixels / all pixels with ground truth), bad-2, D1, pixel count and the linear
+    fit; the block ratio of the whole map on the first row."""
+    labels = {"seen": "seen", "covered": "covered", "outside": "outside the right image"}
+    known = int(np.isfinite(gt).sum())
     rows = []
-    for label, mask in (("seen", visible), ("covered", covered), ("outside the right image", outside)):
+    for view_class, mask in right_view_masks(gt).items():
         scores = disparity_metrics(disparity, gt, mask)
         slope, offset = linear_fit(disparity, gt, mask)
-        block = f"{block_pattern_ratio(disparity):.2f}" if label == "seen" else ""
-        rows.append(f"| {name} | {label} | {scores['epe']:.3f} | {scores['bad2']:.2f} | {scores['d1']:.2f} | "
+        block = f"{block_pattern_ratio(disparity):.2f}" if view_class == "seen" else ""
+        rows.append(f"| {name} | {labels[view_class]} | {scores['epe']:.3f} | "
+                    f"{scores['epe'] * scores['valid_px'] / known:.3f} | {scores['bad2']:.2f} | {scores['d1']:.2f} | "
                     f"{int(scores['valid_px'])} | {slope:.3f}·gt {offset:+.2f} | {block} |")
     return rows
 
@@ -160,16 +159,22 @@ def main() -> None:
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), "
           f"{platform.processor() or platform.machine()}, "
           f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
-    motorcycle = [(name, score_set(predict, motorcycle_set())) for name, predict in methods]
+    motorcycle_pair, motorcycle, predictions = motorcycle_set(), [], {}
+    for name, predict in methods:
+        def keeping(left, right, predict=predict, name=name):  # the one prediction, for the details below
+            predictions[name] = predict(left, right)
+            return predictions[name]
+        motorcycle.append((name, score_set(keeping, motorcycle_pair)))
     print(table("Middlebury motorcycle (scikit-image, 500×741), all pixels with ground truth", motorcycle))
     print()
-    gt = load_motorcycle()[2]
+    gt = motorcycle_pair[0]["disp"]
     print("**Motorcycle, by what the right camera sees (estimated from the left ground truth)**\n")
-    print("| model | which pixels | EPE px | bad-2 % | D1 % | count | prediction ≈ | block ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, predict in methods:
-        print("\n".join(motorcycle_details(name, predict)))
-    print(f"| ground truth | | | | | | | {block_pattern_ratio(np.where(np.isfinite(gt), gt, np.nan)):.2f} |")
+    print("| model | which pixels | EPE px | of all-pixel EPE px | bad-2 % | D1 % | count | prediction ≈ | "
+          "block ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, disparity in predictions.items():
+        print("\n".join(motorcycle_details(name, disparity, gt)))
+    print(f"| ground truth | | | | | | | | {block_pattern_ratio(np.where(np.isfinite(gt), gt, np.nan)):.2f} |")
     print()
     held_out = [(name, score_set(predict, synthetic)) for name, predict in methods]
     print(table(f"Held-out synthetic pairs: test split, seed 0, {args.num} pairs of "

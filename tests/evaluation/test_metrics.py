@@ -9,8 +9,7 @@ from edgestereo.evaluation.metrics import (
     disparity_metrics,
     linear_fit,
     occluded_in_right_view,
-    outside_right_view,
-    visible_in_right_view,
+    right_view_masks,
 )
 
 
@@ -85,7 +84,7 @@ def test_occlusion_from_the_left_disparity_matches_the_renderer():
     assert (estimate & truth).sum() > 0.6 * truth.sum()
     # the visible pixels: the renderer's non-occluded ones, out-of-view included (they are many here)
     assert (~inside).sum() > 300
-    hidden = ~visible_in_right_view(pair.disp)
+    hidden = ~right_view_masks(pair.disp)["seen"]
     assert (hidden & pair.occlusion).sum() > 0.7 * hidden.sum()
     assert (hidden & pair.occlusion).sum() > 0.7 * pair.occlusion.sum()
 
@@ -178,14 +177,17 @@ def test_occlusion_edges():
     assert not occluded_in_right_view(unknown).any()
 
 
-def test_visible_pixels_land_inside_the_right_image_and_are_not_covered():
+def test_the_right_view_splits_known_pixels_into_seen_covered_and_outside():
     d = np.array([[2.0, 2, 2, 2, 2, 4, 4, 4, 2.0]])
     # x = 0, 1 land left of the right image (−2, −1); x = 4 lands at 2, behind x = 5 (lands at 1)
-    assert visible_in_right_view(d).tolist() == [[False, False, True, True, False, True, True, True, True]]
-    assert visible_in_right_view(np.array([[0.0, 1.0, 2.0, 3.5]])).tolist() == [[True, True, True, False]]
-    assert not visible_in_right_view(np.array([[np.nan, np.inf, 0.0]]))[0, :2].any()
-    # covered, outside and seen split the known pixels
-    outside, covered = outside_right_view(d), occluded_in_right_view(d) & ~outside_right_view(d)
-    assert outside.tolist() == [[True, True, False, False, False, False, False, False, False]]
-    assert (outside.astype(int) + covered + visible_in_right_view(d) == 1).all()
-    assert not outside_right_view(np.array([[np.inf, np.nan, 0.5]])).any()  # unknown is never outside
+    masks = right_view_masks(d)
+    assert masks["seen"].tolist() == [[False, False, True, True, False, True, True, True, True]]
+    assert masks["covered"].tolist() == [[False, False, False, False, True, False, False, False, False]]
+    assert masks["outside"].tolist() == [[True, True, False, False, False, False, False, False, False]]
+    assert right_view_masks(np.array([[0.0, 1.0, 2.0, 3.5]]))["seen"].tolist() == [[True, True, True, False]]
+    # outside wins over covered: x = 0 lands at −3, and x = 1 lands further left still (−4)
+    both = right_view_masks(np.array([[3.0, 5.0, 1.0]]))
+    assert both["outside"][0, 0] and not both["covered"][0, 0]
+    # unknown pixels are in no class
+    unknown = right_view_masks(np.array([[np.nan, np.inf, 0.0]]))
+    assert [mask[0, :2].any() for mask in unknown.values()] == [False, False, False] and unknown["seen"][0, 2]

@@ -12,8 +12,8 @@ import numpy as np
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
-    "BAD_THRESHOLDS", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit", "occluded_in_right_view",
-    "outside_right_view", "valid_mask", "visible_in_right_view",
+    "BAD_THRESHOLDS", "RIGHT_VIEW_CLASSES", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit",
+    "occluded_in_right_view", "right_view_masks", "valid_mask",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -155,27 +155,24 @@ def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
     return right_min < landing - tolerance
 
 
-def outside_right_view(disp_left) -> np.ndarray:
-    """Pixels of the left view whose match falls left of the right image (x − d(x) < 0), from the left
-    disparity; non-finite disparities are never outside. disp_left: (H,W) px → (H,W) bool.
+#: the classes of :func:`right_view_masks`, in the order the benchmarks print them.
+RIGHT_VIEW_CLASSES = ("seen", "covered", "outside")
 
-    >>> outside_right_view(np.array([[3.0, 3, 3, 3, np.inf]])).astype(int).tolist()
-    [[1, 1, 1, 0, 0]]
+
+def right_view_masks(disp_left, tolerance: float = 0.5) -> dict[str, np.ndarray]:
+    """The known (finite) pixels of the left view split by what the right camera shows of them, from
+    the left disparity alone: ``outside`` where the match falls left of the right image (x − d(x) <
+    0), ``covered`` where a nearer surface hides it (:func:`occluded_in_right_view`; outside wins),
+    ``seen`` the rest (Middlebury's and the renderer's "non-occluded"). Unknown pixels are in none.
+    disp_left: (H,W) px → {class: (H,W) bool}, classes in :data:`RIGHT_VIEW_CLASSES` order.
+
+    >>> masks = right_view_masks(np.array([[3.0, 3, 3, 3, np.inf]]))  # x < 3 lands left of the image
+    >>> {name: mask.astype(int).tolist()[0] for name, mask in masks.items()}
+    {'seen': [0, 0, 0, 1, 0], 'covered': [0, 0, 0, 0, 0], 'outside': [1, 1, 1, 0, 0]}
     """
     d = _numpy(disp_left)
     d = d.reshape(d.shape[-2:])
-    return np.isfinite(d) & (np.arange(d.shape[1])[None, :] - d < 0)
-
-
-def visible_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
-    """Pixels of the left view that the right camera sees, from the left disparity alone: known
-    (finite), not covered by a nearer surface (:func:`occluded_in_right_view`) and not outside the
-    right image (:func:`outside_right_view`; Middlebury's and the renderer's "non-occluded" exclude
-    both). disp_left: (H,W) px → (H,W) bool.
-
-    >>> visible_in_right_view(np.array([[3.0, 3, 3, 3, 3]])).astype(int).tolist()  # x < 3 leaves the image
-    [[0, 0, 0, 1, 1]]
-    """
-    d = _numpy(disp_left)
-    d = d.reshape(d.shape[-2:])
-    return np.isfinite(d) & ~outside_right_view(d) & ~occluded_in_right_view(d, tolerance)
+    known = np.isfinite(d)
+    outside = known & (np.arange(d.shape[1])[None, :] - d < 0)
+    covered = known & ~outside & occluded_in_right_view(d, tolerance)
+    return {"seen": known & ~outside & ~covered, "covered": covered, "outside": outside}
