@@ -14,6 +14,7 @@ usage:
   .venv/bin/python benchmarks/error_by_disparity.py                                 # packaged weights
   .venv/bin/python benchmarks/error_by_disparity.py --pretrained a.safetensors b.ckpt --num 20
   .venv/bin/python benchmarks/error_by_disparity.py --bands 0 64 192 --by-visibility
+  .venv/bin/python benchmarks/error_by_disparity.py --model sgbm                    # the classical baseline
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.metrics import RIGHT_VIEW_CLASSES, right_view_masks
+from edgestereo.models import get_model_entry
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
@@ -99,7 +101,9 @@ def main() -> None:
     if len(edges) < 2 or np.any(np.diff(edges) <= 0):
         parser.error(f"--bands needs at least two increasing edges, got {args.bands}")
     try:
-        predictors = [(weights or "packaged weights", create_predictor(args.model, pretrained=weights))
+        # a model without packaged weights (sgbm) is named by itself
+        default_label = "packaged weights" if get_model_entry(args.model).packaged_weights else args.model
+        predictors = [(weights or default_label, create_predictor(args.model, pretrained=weights))
                       for weights in args.pretrained]
     except EdgeStereoError as exc:
         parser.error(str(exc))
