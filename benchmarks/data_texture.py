@@ -16,24 +16,16 @@ from __future__ import annotations
 import argparse
 import platform
 
-import cv2
 import numpy as np
 
 from edgestereo.data import create_dataset
 from edgestereo.data.synthetic.textures import NATURAL_IMAGES, natural_images
-
-WINDOW = 9
-THRESHOLD = 2.0
+from edgestereo.evaluation.metrics import textureless
 
 
 def textureless_share(image: np.ndarray) -> float:
     """Share of pixels whose 9×9 grey standard deviation is below 2 levels; image (H,W[,3]) uint8."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
-    grey = grey.astype(np.float32)
-    mean = cv2.blur(grey, (WINDOW, WINDOW))
-    mean_sq = cv2.blur(grey * grey, (WINDOW, WINDOW))
-    std = np.sqrt(np.maximum(mean_sq - mean * mean, 0))
-    return float((std < THRESHOLD).mean())
+    return float(textureless(image, window=9, below=2.0).mean())
 
 
 def main() -> None:

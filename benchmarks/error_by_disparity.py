@@ -8,13 +8,16 @@ band's share of the set's summed end-point error. A band whose error is about mi
 one the network never learned to reach. Three more rows split the same pixels into those the right
 camera sees, those a nearer surface covers and those outside its image (estimated from the left
 ground truth: ``evaluation.metrics.right_view_masks``); ``--by-visibility`` also prints the band
-table of each of the three.
+table of each of the three. ``--by-region`` splits the seen pixels once more: those within 3 px of a
+depth edge of the ground truth (a jump above 1 px between neighbours), the textureless rest (9×9 grey
+standard deviation below 2 levels, as ``data_texture.py``) and the textured rest.
 
 usage:
   .venv/bin/python benchmarks/error_by_disparity.py                                 # packaged weights
   .venv/bin/python benchmarks/error_by_disparity.py --pretrained a.safetensors b.ckpt --num 20
   .venv/bin/python benchmarks/error_by_disparity.py --bands 0 64 192 --by-visibility
   .venv/bin/python benchmarks/error_by_disparity.py --model sgbm                    # the classical baseline
+  .venv/bin/python benchmarks/error_by_disparity.py --bands 0 64 192 --by-region
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import RIGHT_VIEW_CLASSES, right_view_masks
+from edgestereo.evaluation.metrics import near_depth_edge, right_view_masks, textureless
 from edgestereo.models import get_model_entry
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
@@ -36,18 +39,34 @@ from edgestereo.runtime.factory import create_predictor
 BANDS = (0, 16, 32, 48, 64, 96, 128, 160, 192)
 
 
-#: the row names of the classes of ``right_view_masks``.
-CLASS_NAMES = {"seen": "seen by the right camera", "covered": "covered by a nearer surface",
-               "outside": "outside the right image"}
+#: the pixel groups ``band_errors`` counts apart: the seen pixels in three parts, then the covered ones
+#: and those outside the right image (``right_view_masks``).
+SEEN_PARTS = ("seen, near a depth edge", "seen, textureless", "seen, textured")
+GROUPS = (*SEEN_PARTS, "covered by a nearer surface", "outside the right image")
+SEEN = "seen by the right camera"
+
+
+def pixel_groups(truth_map: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """The index into ``GROUPS`` of every known pixel, -1 for the unknown ones. truth_map: (H,W) left
+    disparity px; left: (H,W,3) uint8, the left view. A seen pixel near a depth edge counts there
+    whatever its texture."""
+    masks = right_view_masks(truth_map)
+    edge = near_depth_edge(truth_map, jump=1.0, radius=3)
+    flat = textureless(left, window=9, below=2.0)
+    group = np.full(truth_map.shape, -1, np.intp)
+    for index, mask in enumerate((masks["seen"] & edge, masks["seen"] & ~edge & flat, masks["seen"] & ~edge & ~flat,
+                                  masks["covered"], masks["outside"])):
+        group[mask] = index
+    return group
 
 
 def band_errors(predict, pairs, edges: np.ndarray) -> np.ndarray:
-    """Summed statistics of the set's valid pixels per (right-view class, band): a (4, classes, bands)
-    array of pixels, |error|, bad-2 pixels and signed error (prediction − truth, px). Bands are
-    [edges[i], edges[i+1]) of true disparity, the last one with its upper edge; classes in
-    ``RIGHT_VIEW_CLASSES`` order."""
+    """Summed statistics of the set's valid pixels per (pixel group, band): a (4, groups, bands) array
+    of pixels, |error|, bad-2 pixels and signed error (prediction − truth, px). Bands are
+    [edges[i], edges[i+1]) of true disparity, the last one with its upper edge; groups in ``GROUPS``
+    order."""
     bands = len(edges) - 1
-    sums = np.zeros((4, len(RIGHT_VIEW_CLASSES), bands))
+    sums = np.zeros((4, len(GROUPS), bands))
     for index in range(len(pairs)):
         sample = pairs[index]
         disparity = predict(sample["left"], sample["right"])
@@ -56,10 +75,7 @@ def band_errors(predict, pairs, edges: np.ndarray) -> np.ndarray:
         valid &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
         band = np.clip(np.searchsorted(edges, truth_map[valid], side="right") - 1, 0, bands - 1)
         error = disparity[valid] - truth_map[valid]
-        view_class = np.zeros(band.size, np.intp)  # a valid pixel has finite truth: exactly one class
-        for c, mask in enumerate(right_view_masks(truth_map).values()):
-            view_class[mask[valid]] = c
-        cell = view_class * bands + band
+        cell = pixel_groups(truth_map, np.asarray(sample["left"]))[valid] * bands + band
         for k, weights in enumerate((None, np.abs(error), np.abs(error) > 2.0, error)):
             sums[k] += np.bincount(cell, weights, minlength=sums[k].size).reshape(sums[k].shape)
     return sums
@@ -94,6 +110,8 @@ def main() -> None:
                         help=f"band edges in px, increasing (default {' '.join(map(str, BANDS))})")
     parser.add_argument("--by-visibility", action="store_true",
                         help="also the band table of the seen, the covered and the outside pixels apart")
+    parser.add_argument("--by-region", action="store_true",
+                        help="split the seen pixels: near a depth edge, textureless, textured")
     args = parser.parse_args()
     edges = np.asarray(args.bands, dtype=np.float64)
     if args.num < 1:
@@ -121,15 +139,19 @@ def main() -> None:
             print(f"**{set_name}: {label}**\n")
             rows = [(name, summarise(sums[:, :, i].sum(axis=1), total)) for i, name in enumerate(names)]
             rows.append(("all", summarise(total, total)))
-            rows += [(CLASS_NAMES[c], summarise(sums[:, k].sum(axis=1), total))
-                     for k, c in enumerate(RIGHT_VIEW_CLASSES)]
+            seen = len(SEEN_PARTS)
+            by_group = [(SEEN, sums[:, :seen].sum(axis=1))]
+            if args.by_region:
+                by_group += [(name, sums[:, k]) for k, name in enumerate(SEEN_PARTS)]
+            by_group += [(name, sums[:, k]) for k, name in enumerate(GROUPS) if k >= seen]
+            rows += [(name, summarise(group.sum(axis=1), total)) for name, group in by_group]
             _print_table(rows)
             if args.by_visibility:
-                for k, c in enumerate(RIGHT_VIEW_CLASSES):
-                    class_total = sums[:, k].sum(axis=1)
-                    print(f"**{set_name}: {label}, {CLASS_NAMES[c]}** (shares of these pixels)\n")
-                    _print_table([(name, summarise(sums[:, k, i], class_total)) for i, name in enumerate(names)]
-                                 + [("all", summarise(class_total, class_total))])
+                for name, group in by_group:
+                    group_total = group.sum(axis=1)
+                    print(f"**{set_name}: {label}, {name}** (shares of these pixels)\n")
+                    _print_table([(band_name, summarise(group[:, i], group_total)) for i, band_name in enumerate(names)]
+                                 + [("all", summarise(group_total, group_total))])
 
 if __name__ == "__main__":
     main()

@@ -8,8 +8,10 @@ from edgestereo.evaluation.metrics import (
     block_pattern_ratio,
     disparity_metrics,
     linear_fit,
+    near_depth_edge,
     occluded_in_right_view,
     right_view_masks,
+    textureless,
 )
 
 
@@ -191,3 +193,35 @@ def test_the_right_view_splits_known_pixels_into_seen_covered_and_outside():
     # unknown pixels are in no class
     unknown = right_view_masks(np.array([[np.nan, np.inf, 0.0]]))
     assert [mask[0, :2].any() for mask in unknown.values()] == [False, False, False] and unknown["seen"][0, 2]
+
+
+def test_near_depth_edge_marks_both_sides_of_a_jump_and_their_surroundings():
+    d = np.full((7, 9), 10.0)
+    d[:, 5:] = 20.0  # a vertical depth edge between x = 4 and x = 5
+    assert np.flatnonzero(near_depth_edge(d, radius=0)[3]).tolist() == [4, 5]
+    assert np.flatnonzero(near_depth_edge(d, radius=2)[3]).tolist() == [2, 3, 4, 5, 6, 7]
+    d = np.full((7, 9), 10.0)
+    d[4:] = 10.5  # a jump of 0.5 px between rows 3 and 4: not an edge at jump 1, an edge at jump 0.25
+    assert not near_depth_edge(d).any()
+    assert np.flatnonzero(near_depth_edge(d, jump=0.25, radius=1)[:, 0]).tolist() == [2, 3, 4, 5]
+    assert not near_depth_edge(np.array([[1.0, 2.0]]), jump=1.0).any()  # the jump must exceed `jump`
+    # unknown pixels are never on an edge, and a known one beside an unknown one is not on one either
+    d = np.array([[5.0, np.inf, 30.0, np.nan, 5.0, 5.0]])
+    assert not near_depth_edge(d, radius=0).any()
+    assert near_depth_edge(np.array([[5.0, 30.0, np.nan]]), radius=2).tolist() == [[True, True, False]]
+
+
+def test_textureless_pixels_are_those_of_a_flat_neighbourhood():
+    image = np.full((20, 30, 3), 128, np.uint8)
+    assert textureless(image).all()
+    image[:, 15:] = np.indices((20, 15)).sum(axis=0)[..., None] % 2 * 255  # a checkerboard on the right
+    flat = textureless(image)
+    assert flat[:, :11].all() and not flat[:, 11:].any()  # 9×9 windows reach 4 px to the right
+    assert np.array_equal(textureless(image[..., 0]), flat)  # grey input as RGB
+    ramp = np.tile(np.arange(30, dtype=np.uint8), (20, 1))  # one level per pixel: std 2.58 over 9 columns
+    assert not textureless(ramp)[:, 4:26].any()  # (the border is mirrored: less spread there)
+    assert textureless(ramp, below=2.6)[:, 4:26].all() and not textureless(ramp, below=2.55)[:, 4:26].any()
+    assert not textureless(ramp, window=15, below=3.0)[:, 7:23].any()  # 15 columns: std 4.32
+    line = np.full((20, 40), 128, np.uint8)
+    line[:, 20] = 255  # one bright column: a 15-px window sees it from 7 px away
+    assert np.flatnonzero(~textureless(line, window=15)[10]).tolist() == list(range(13, 28))

@@ -1,19 +1,21 @@
 """Stereo metrics: EPE, bad-τ, D1-all, over a validity mask; and three diagnostics of a disparity map:
 the 8-px block pattern of a coarse-to-fine network, the compression of its range (a linear fit to the
-ground truth), and the pixels a left ground truth shows to be occluded in, or outside, the right view.
+ground truth), the pixels a left ground truth shows to be occluded in, or outside, the right view,
+and two masks that locate errors: pixels near a depth edge and textureless pixels.
 
 All functions take (H,W) or (B,H,W)/(B,1,H,W) arrays of disparities in pixels.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
     "BAD_THRESHOLDS", "RIGHT_VIEW_CLASSES", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit",
-    "occluded_in_right_view", "right_view_masks", "valid_mask",
+    "near_depth_edge", "occluded_in_right_view", "right_view_masks", "textureless", "valid_mask",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -176,3 +178,37 @@ def right_view_masks(disp_left, tolerance: float = 0.5) -> dict[str, np.ndarray]
     outside = known & (np.arange(d.shape[1])[None, :] - d < 0)
     covered = known & ~outside & occluded_in_right_view(d, tolerance)
     return {"seen": known & ~outside & ~covered, "covered": covered, "outside": outside}
+
+
+def near_depth_edge(disp, jump: float = 1.0, radius: int = 3) -> np.ndarray:
+    """Known pixels within ``radius`` px (a (2·radius+1)² square) of a depth edge: two known
+    4-neighbours whose disparities differ by more than ``jump`` px, both of them on the edge.
+    disp: (H,W) px (non-finite: unknown) → (H,W) bool.
+
+    >>> near_depth_edge(np.array([[1.0, 1, 1, 1, 1, 5, 5]]), radius=1).astype(int).tolist()
+    [[0, 0, 0, 1, 1, 1, 1]]
+    """
+    d = _numpy(disp)
+    d = d.reshape(d.shape[-2:]).astype(np.float64)
+    known = np.isfinite(d)
+    d = np.where(known, d, 0.0)
+    edge = np.zeros(d.shape, bool)
+    across = known[:, 1:] & known[:, :-1] & (np.abs(np.diff(d, axis=1)) > jump)
+    edge[:, 1:] |= across
+    edge[:, :-1] |= across
+    down = known[1:] & known[:-1] & (np.abs(np.diff(d, axis=0)) > jump)
+    edge[1:] |= down
+    edge[:-1] |= down
+    if radius > 0:
+        edge = cv2.dilate(edge.astype(np.uint8), np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)) > 0
+    return edge & known
+
+
+def textureless(image: np.ndarray, window: int = 9, below: float = 2.0) -> np.ndarray:
+    """Pixels whose ``window``×``window`` grey-level standard deviation is below ``below`` (8-bit
+    levels): nothing for matching to lock on to. image: (H,W) grey or (H,W,3) RGB uint8 → (H,W) bool."""
+    image = np.asarray(image)
+    grey = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float32)
+    mean = cv2.blur(grey, (window, window))
+    mean_sq = cv2.blur(grey * grey, (window, window))
+    return np.sqrt(np.maximum(mean_sq - mean * mean, 0)) < below
