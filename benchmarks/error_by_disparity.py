@@ -31,7 +31,7 @@ import numpy as np
 
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
-from edgestereo.evaluation.metrics import near_depth_edge, right_view_masks, textureless
+from edgestereo.evaluation.metrics import SEEN_PARTS, right_view_masks, split_seen
 from edgestereo.models import get_model_entry
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
@@ -39,23 +39,20 @@ from edgestereo.runtime.factory import create_predictor
 BANDS = (0, 16, 32, 48, 64, 96, 128, 160, 192)
 
 
-#: the pixel groups ``band_errors`` counts apart: the seen pixels in three parts, then the covered ones
-#: and those outside the right image (``right_view_masks``).
-SEEN_PARTS = ("seen, near a depth edge", "seen, textureless", "seen, textured")
-GROUPS = (*SEEN_PARTS, "covered by a nearer surface", "outside the right image")
+#: the pixel groups ``band_errors`` counts apart: the seen pixels in three parts (``split_seen``), then
+#: the covered ones and those outside the right image (``right_view_masks``).
+SEEN_GROUPS = tuple(f"seen, {part}" for part in SEEN_PARTS)
+GROUPS = (*SEEN_GROUPS, "covered by a nearer surface", "outside the right image")
 SEEN = "seen by the right camera"
 
 
 def pixel_groups(truth_map: np.ndarray, left: np.ndarray) -> np.ndarray:
     """The index into ``GROUPS`` of every known pixel, -1 for the unknown ones. truth_map: (H,W) left
-    disparity px; left: (H,W,3) uint8, the left view. A seen pixel near a depth edge counts there
-    whatever its texture."""
+    disparity px; left: (H,W,3) uint8, the left view."""
     masks = right_view_masks(truth_map)
-    edge = near_depth_edge(truth_map, jump=1.0, radius=3)
-    flat = textureless(left, window=9, below=2.0)
     group = np.full(truth_map.shape, -1, np.intp)
-    for index, mask in enumerate((masks["seen"] & edge, masks["seen"] & ~edge & flat, masks["seen"] & ~edge & ~flat,
-                                  masks["covered"], masks["outside"])):
+    parts = split_seen(masks["seen"], truth_map, left)
+    for index, mask in enumerate((*parts.values(), masks["covered"], masks["outside"])):
         group[mask] = index
     return group
 
@@ -139,10 +136,10 @@ def main() -> None:
             print(f"**{set_name}: {label}**\n")
             rows = [(name, summarise(sums[:, :, i].sum(axis=1), total)) for i, name in enumerate(names)]
             rows.append(("all", summarise(total, total)))
-            seen = len(SEEN_PARTS)
+            seen = len(SEEN_GROUPS)
             by_group = [(SEEN, sums[:, :seen].sum(axis=1))]
             if args.by_region:
-                by_group += [(name, sums[:, k]) for k, name in enumerate(SEEN_PARTS)]
+                by_group += [(name, sums[:, k]) for k, name in enumerate(SEEN_GROUPS)]
             by_group += [(name, sums[:, k]) for k, name in enumerate(GROUPS) if k >= seen]
             rows += [(name, summarise(group.sum(axis=1), total)) for name, group in by_group]
             _print_table(rows)

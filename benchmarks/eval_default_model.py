@@ -6,7 +6,8 @@
   the pixels the right camera sees ("noc", estimated from the left ground truth:
   ``evaluation.metrics.right_view_masks``, neither covered nor outside the right image), and
   apart the covered pixels and those outside the right image, with each group's part of the
-  all-pixel EPE. Also printed: the linear fit
+  all-pixel EPE; the seen pixels also in three parts, near a depth edge, textureless and textured
+  (``evaluation.metrics.split_seen``). Also printed: the linear fit
   prediction ≈ a·gt + b (a < 1, b > 0: a compressed range) and the 8-px block-pattern ratio
   (``block_pattern_ratio``; the ground truth's own is printed beside it). Every table prints the fit
   over the pixels it scores.
@@ -45,6 +46,7 @@ from edgestereo.evaluation.metrics import (
     disparity_metrics,
     linear_fit,
     right_view_masks,
+    split_seen,
 )
 from edgestereo.runtime.factory import create_predictor
 
@@ -117,19 +119,23 @@ def score_set(predict, pairs) -> dict:
     return report
 
 
-def motorcycle_details(name: str, disparity: np.ndarray, gt: np.ndarray) -> list[str]:
-    """Table rows of a motorcycle prediction (disparity, gt: (H,W) px): the pixels the right camera sees
-    (noc), the covered ones and those outside the right image, each with EPE, its part of the
-    all-pixel EPE (EPE × pixels / all pixels with ground truth), bad-2, D1, pixel count and the linear
-    fit; the block ratio of the whole map on the first row."""
-    labels = {"seen": "seen", "covered": "covered", "outside": "outside the right image"}
+def motorcycle_details(name: str, disparity: np.ndarray, gt: np.ndarray, left: np.ndarray) -> list[str]:
+    """Table rows of a motorcycle prediction (disparity, gt: (H,W) px; left: the (H,W,3) left view): the
+    pixels the right camera sees (noc) and their parts near a depth edge, textureless and textured
+    (``split_seen``), the covered ones and those outside the right image, each with EPE, its part of
+    the all-pixel EPE (EPE × pixels / all pixels with ground truth), bad-2, D1, pixel count and the
+    linear fit; the block ratio of the whole map on the first row."""
+    masks = right_view_masks(gt)
+    groups = {"seen": masks["seen"]}
+    groups |= {f"seen, {part}": mask for part, mask in split_seen(masks["seen"], gt, left).items()}
+    groups |= {"covered": masks["covered"], "outside the right image": masks["outside"]}
     known = int(np.isfinite(gt).sum())
     rows = []
-    for view_class, mask in right_view_masks(gt).items():
+    for group, mask in groups.items():
         scores = disparity_metrics(disparity, gt, mask)
         slope, offset = linear_fit(disparity, gt, mask)
-        block = f"{block_pattern_ratio(disparity):.2f}" if view_class == "seen" else ""
-        rows.append(f"| {name} | {labels[view_class]} | {scores['epe']:.3f} | "
+        block = f"{block_pattern_ratio(disparity):.2f}" if group == "seen" else ""
+        rows.append(f"| {name} | {group} | {scores['epe']:.3f} | "
                     f"{scores['epe'] * scores['valid_px'] / known:.3f} | {scores['bad2']:.2f} | {scores['d1']:.2f} | "
                     f"{int(scores['valid_px'])} | {slope:.3f}·gt {offset:+.2f} | {block} |")
     return rows
@@ -173,7 +179,7 @@ def main() -> None:
           "block ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, disparity in predictions.items():
-        print("\n".join(motorcycle_details(name, disparity, gt)))
+        print("\n".join(motorcycle_details(name, disparity, gt, motorcycle_pair[0]["left"])))
     print(f"| ground truth | | | | | | | | {block_pattern_ratio(np.where(np.isfinite(gt), gt, np.nan)):.2f} |")
     print()
     held_out = [(name, score_set(predict, synthetic)) for name, predict in methods]

@@ -11,6 +11,7 @@ from edgestereo.evaluation.metrics import (
     near_depth_edge,
     occluded_in_right_view,
     right_view_masks,
+    split_seen,
     textureless,
 )
 
@@ -225,3 +226,23 @@ def test_textureless_pixels_are_those_of_a_flat_neighbourhood():
     line = np.full((20, 40), 128, np.uint8)
     line[:, 20] = 255  # one bright column: a 15-px window sees it from 7 px away
     assert np.flatnonzero(~textureless(line, window=15)[10]).tolist() == list(range(13, 28))
+
+
+def test_split_seen_parts_the_seen_pixels_by_edge_then_texture():
+    d = np.full((12, 40), 4.0)
+    d[:, 20:] = 8.0  # a depth edge between x = 19 and 20; x < 4 lands outside the right image
+    left = np.full((12, 40, 3), 100, np.uint8)
+    left[:, 30:] = np.indices((12, 10)).sum(axis=0)[..., None] % 2 * 200  # texture from x = 30 on
+    seen = right_view_masks(d)["seen"]
+    parts = split_seen(seen, d, left)
+    assert list(parts) == ["near a depth edge", "textureless", "textured"]
+    stacked = np.stack(list(parts.values()))
+    assert np.array_equal(stacked.sum(axis=0), seen.astype(int))  # disjoint, and together the seen pixels
+    row = {name: np.flatnonzero(mask[6]).tolist() for name, mask in parts.items()}
+    seen_row = np.flatnonzero(seen[6]).tolist()
+    # x = 19 and 20 make the edge, x = 16..23 are within 3 px of it (17..19 are covered), flat or not
+    assert row["near a depth edge"] == [16, 20, 21, 22, 23]
+    assert row["textured"] == list(range(26, 40))  # 9×9 windows reach texture from x = 26
+    assert row["textureless"] == [x for x in seen_row if x < 16 or 24 <= x < 26]
+    with pytest.raises(EdgeStereoError, match="differ in size"):
+        split_seen(seen, d, left[:, :39])

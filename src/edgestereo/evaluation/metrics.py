@@ -14,8 +14,9 @@ import numpy as np
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
-    "BAD_THRESHOLDS", "RIGHT_VIEW_CLASSES", "LinearFit", "block_pattern_ratio", "disparity_metrics", "linear_fit",
-    "near_depth_edge", "occluded_in_right_view", "right_view_masks", "textureless", "valid_mask",
+    "BAD_THRESHOLDS", "RIGHT_VIEW_CLASSES", "SEEN_PARTS", "LinearFit", "block_pattern_ratio", "disparity_metrics",
+    "linear_fit", "near_depth_edge", "occluded_in_right_view", "right_view_masks", "split_seen", "textureless",
+    "valid_mask",
 ]
 
 BAD_THRESHOLDS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -212,3 +213,21 @@ def textureless(image: np.ndarray, window: int = 9, below: float = 2.0) -> np.nd
     mean = cv2.blur(grey, (window, window))
     mean_sq = cv2.blur(grey * grey, (window, window))
     return np.sqrt(np.maximum(mean_sq - mean * mean, 0)) < below
+
+
+#: the parts of :func:`split_seen`, in the order the benchmarks print them.
+SEEN_PARTS = ("near a depth edge", "textureless", "textured")
+
+
+def split_seen(seen: np.ndarray, disp_left, left_image: np.ndarray) -> dict[str, np.ndarray]:
+    """The seen pixels (``right_view_masks(disp_left)["seen"]``) by what matching meets there: ``near a
+    depth edge`` (within 3 px of a jump above 1 px, :func:`near_depth_edge`; it wins), ``textureless``
+    (9×9 grey standard deviation below 2 levels, :func:`textureless`) and ``textured`` (the rest).
+    seen: (H,W) bool; disp_left: (H,W) px; left_image: (H,W[,3]) uint8 → {part: (H,W) bool} in
+    :data:`SEEN_PARTS` order."""
+    seen, left_image = np.asarray(seen, bool), np.asarray(left_image)
+    if left_image.shape[:2] != seen.shape:
+        raise EdgeStereoError(f"left image {left_image.shape[:2]} and disparity {seen.shape} differ in size")
+    edge = seen & near_depth_edge(disp_left, jump=1.0, radius=3)
+    flat = seen & ~edge & textureless(left_image, window=9, below=2.0)
+    return {"near a depth edge": edge, "textureless": flat, "textured": seen & ~edge & ~flat}
