@@ -1,9 +1,9 @@
-"""Stereo metrics: EPE, bad-τ, D1-all, over a validity mask; and three diagnostics of a disparity map:
-the 8-px block pattern of a coarse-to-fine network, the compression of its range (a linear fit to the
-ground truth), the pixels a left ground truth shows to be occluded in, or outside, the right view,
-and two masks that locate errors: pixels near a depth edge and textureless pixels.
+"""Stereo metrics: EPE, bad-τ, D1-all, over a validity mask; three diagnostics of a disparity map: the
+8-px block pattern of a coarse-to-fine network, the compression of its range (a linear fit to the
+ground truth), the pixels a left ground truth shows to be occluded in, or outside, the right view;
+and masks that say where errors sit: near a depth edge, on textureless or textured surfaces.
 
-All functions take (H,W) or (B,H,W)/(B,1,H,W) arrays of disparities in pixels.
+Disparities are (H,W) or (B,H,W)/(B,1,H,W) arrays in pixels; images (H,W[,3]) uint8.
 """
 
 from __future__ import annotations
