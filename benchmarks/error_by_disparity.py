@@ -32,7 +32,6 @@ import numpy as np
 from edgestereo import DEFAULT_MODEL
 from edgestereo.errors import EdgeStereoError
 from edgestereo.evaluation.metrics import SEEN_PARTS, right_view_masks, split_seen
-from edgestereo.models import get_model_entry
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
 
@@ -57,24 +56,28 @@ def pixel_groups(truth_map: np.ndarray, left: np.ndarray) -> np.ndarray:
     return group
 
 
-def band_errors(predict, pairs, edges: np.ndarray) -> np.ndarray:
-    """Summed statistics of the set's valid pixels per (pixel group, band): a (4, groups, bands) array
-    of pixels, |error|, bad-2 pixels and signed error (prediction − truth, px). Bands are
-    [edges[i], edges[i+1]) of true disparity, the last one with its upper edge; groups in ``GROUPS``
-    order."""
+def band_errors(predicts, pairs, edges: np.ndarray) -> np.ndarray:
+    """Summed statistics of the set's valid pixels per (predictor, pixel group, band): a (predictors, 4,
+    groups, bands) array of pixels, |error|, bad-2 pixels and signed error (prediction − truth, px).
+    Each pair is read, and its pixels grouped, once for all predictors. Bands are [edges[i],
+    edges[i+1]) of true disparity, the last one with its upper edge; groups in ``GROUPS`` order."""
     bands = len(edges) - 1
-    sums = np.zeros((4, len(GROUPS), bands))
+    sums = np.zeros((len(predicts), 4, len(GROUPS), bands))
     for index in range(len(pairs)):
         sample = pairs[index]
-        disparity = predict(sample["left"], sample["right"])
-        truth_map = np.asarray(sample["disp"], np.float64).reshape(disparity.shape)
-        valid = np.asarray(sample["valid"], bool) & np.isfinite(truth_map) & np.isfinite(disparity)
-        valid &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
-        band = np.clip(np.searchsorted(edges, truth_map[valid], side="right") - 1, 0, bands - 1)
-        error = disparity[valid] - truth_map[valid]
-        cell = pixel_groups(truth_map, np.asarray(sample["left"]))[valid] * bands + band
-        for k, weights in enumerate((None, np.abs(error), np.abs(error) > 2.0, error)):
-            sums[k] += np.bincount(cell, weights, minlength=sums[k].size).reshape(sums[k].shape)
+        truth_map = np.asarray(sample["disp"], np.float64)
+        truth_map = truth_map.reshape(truth_map.shape[-2:])
+        known = np.asarray(sample["valid"], bool).reshape(truth_map.shape) & np.isfinite(truth_map)
+        known &= (truth_map >= edges[0]) & (truth_map <= edges[-1])
+        groups = pixel_groups(truth_map, np.asarray(sample["left"]))
+        for p, predict in enumerate(predicts):
+            disparity = predict(sample["left"], sample["right"]).reshape(truth_map.shape)
+            valid = known & np.isfinite(disparity)
+            band = np.clip(np.searchsorted(edges, truth_map[valid], side="right") - 1, 0, bands - 1)
+            error = disparity[valid] - truth_map[valid]
+            cell = groups[valid] * bands + band
+            for k, weights in enumerate((None, np.abs(error), np.abs(error) > 2.0, error)):
+                sums[p, k] += np.bincount(cell, weights, minlength=sums[p, k].size).reshape(sums[p, k].shape)
     return sums
 
 
@@ -115,22 +118,21 @@ def main() -> None:
         parser.error("--num must be ≥ 1")
     if len(edges) < 2 or np.any(np.diff(edges) <= 0):
         parser.error(f"--bands needs at least two increasing edges, got {args.bands}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from eval_default_model import validation_sets, weights_name  # the two sets choices are made on
+
     try:
-        # a model without packaged weights (sgbm) is named by itself
-        default_label = "packaged weights" if get_model_entry(args.model).packaged_weights else args.model
-        predictors = [(weights or default_label, create_predictor(args.model, pretrained=weights))
-                      for weights in args.pretrained]
+        predictors = [(weights_name(args.model, weights) or args.model,
+                       create_predictor(args.model, pretrained=weights)) for weights in args.pretrained]
     except EdgeStereoError as exc:
         parser.error(str(exc))
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from eval_default_model import validation_sets  # the two sets choices are made on
 
     env = environment()
     print(f"# error_by_disparity: {args.model}, {env['cpu']} ({', '.join(env['cpu_features'])}), "
           f"{env['threads']['torch_intra_op']} threads, {args.num} pairs per set, 256×512\n")
     for set_name, pairs in validation_sets(args.num).items():
-        for label, predict in predictors:
-            sums = band_errors(predict, pairs, edges)
+        for (label, _), sums in zip(predictors, band_errors([predict for _, predict in predictors], pairs, edges),
+                                    strict=True):
             total = sums.sum(axis=(1, 2))
             names = [f"{low:g}–{high:g}" for low, high in itertools.pairwise(edges)]
             print(f"**{set_name}: {label}**\n")

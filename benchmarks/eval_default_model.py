@@ -48,6 +48,7 @@ from edgestereo.evaluation.metrics import (
     right_view_masks,
     split_seen,
 )
+from edgestereo.models import get_model_entry
 from edgestereo.runtime.factory import create_predictor
 
 METRICS = ("epe", "bad1", "bad2", "bad3", "d1")
@@ -119,16 +120,26 @@ def score_set(predict, pairs) -> dict:
     return report
 
 
-def motorcycle_details(name: str, disparity: np.ndarray, gt: np.ndarray, left: np.ndarray) -> list[str]:
-    """Table rows of a motorcycle prediction (disparity, gt: (H,W) px; left: the (H,W,3) left view): the
-    pixels the right camera sees (noc) and their parts near a depth edge, textureless and textured
-    (``split_seen``), the covered ones and those outside the right image, each with EPE, its part of
-    the all-pixel EPE (EPE × pixels / all pixels with ground truth), bad-2, D1, pixel count and the
-    linear fit; the block ratio of the whole map on the first row."""
+def weights_name(model: str, pretrained: str | None) -> str | None:
+    """What a table calls the weights of ``model``: the file given, else "packaged weights", else None
+    (a model without packaged weights, such as sgbm)."""
+    return pretrained or ("packaged weights" if get_model_entry(model).packaged_weights else None)
+
+
+def motorcycle_groups(gt: np.ndarray, left: np.ndarray) -> dict[str, np.ndarray]:
+    """The motorcycle's pixel groups (gt: (H,W) px; left: the (H,W,3) left view): the pixels the right
+    camera sees (noc) and their parts near a depth edge, textureless and textured (``split_seen``),
+    the covered ones and those outside the right image."""
     masks = right_view_masks(gt)
     groups = {"seen": masks["seen"]}
     groups |= {f"seen, {part}": mask for part, mask in split_seen(masks["seen"], gt, left).items()}
-    groups |= {"covered": masks["covered"], "outside the right image": masks["outside"]}
+    return groups | {"covered": masks["covered"], "outside the right image": masks["outside"]}
+
+
+def motorcycle_details(name: str, disparity: np.ndarray, gt: np.ndarray, groups: dict[str, np.ndarray]) -> list[str]:
+    """Table rows of a motorcycle prediction (disparity, gt: (H,W) px) over ``motorcycle_groups``: EPE,
+    its part of the all-pixel EPE (EPE × pixels / all pixels with ground truth), bad-2, D1, pixel
+    count and the linear fit; the block ratio of the whole map on the first row."""
     known = int(np.isfinite(gt).sum())
     rows = []
     for group, mask in groups.items():
@@ -153,9 +164,10 @@ def main() -> None:
 
     try:
         predictor = create_predictor(args.model, pretrained=args.pretrained)
+        weights = weights_name(args.model, args.pretrained)
     except EdgeStereoError as exc:
         parser.error(str(exc))
-    label = f"{args.model} ({args.pretrained or 'packaged weights'})"
+    label = f"{args.model} ({weights})" if weights else args.model
     methods = [(label, predictor), ("sgbm (edgestereo defaults)", create_predictor("sgbm"))]
     synthetic = create_dataset("synthetic", split="test", num=args.num, size=tuple(args.size),
                                max_disp=args.max_disp, seed=0)
@@ -178,8 +190,9 @@ def main() -> None:
     print("| model | which pixels | EPE px | of all-pixel EPE px | bad-2 % | D1 % | count | prediction ≈ | "
           "block ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
+    groups = motorcycle_groups(gt, motorcycle_pair[0]["left"])
     for name, disparity in predictions.items():
-        print("\n".join(motorcycle_details(name, disparity, gt, motorcycle_pair[0]["left"])))
+        print("\n".join(motorcycle_details(name, disparity, gt, groups)))
     print(f"| ground truth | | | | | | | | {block_pattern_ratio(np.where(np.isfinite(gt), gt, np.nan)):.2f} |")
     print()
     held_out = [(name, score_set(predict, synthetic)) for name, predict in methods]

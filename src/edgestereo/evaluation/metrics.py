@@ -8,13 +8,12 @@ Disparities are (H,W) or (B,H,W)/(B,1,H,W) arrays in pixels; images (H,W[,3]) ui
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from edgestereo.errors import EdgeStereoError
 
 __all__ = [
-    "BAD_THRESHOLDS", "RIGHT_VIEW_CLASSES", "SEEN_PARTS", "LinearFit", "block_pattern_ratio", "disparity_metrics",
+    "BAD_THRESHOLDS", "SEEN_PARTS", "LinearFit", "block_pattern_ratio", "disparity_metrics",
     "linear_fit", "near_depth_edge", "occluded_in_right_view", "right_view_masks", "split_seen", "textureless",
     "valid_mask",
 ]
@@ -158,16 +157,12 @@ def occluded_in_right_view(disp_left, tolerance: float = 0.5) -> np.ndarray:
     return right_min < landing - tolerance
 
 
-#: the classes of :func:`right_view_masks`, in the order the benchmarks print them.
-RIGHT_VIEW_CLASSES = ("seen", "covered", "outside")
-
-
 def right_view_masks(disp_left, tolerance: float = 0.5) -> dict[str, np.ndarray]:
     """The known (finite) pixels of the left view split by what the right camera shows of them, from
     the left disparity alone: ``outside`` where the match falls left of the right image (x − d(x) <
     0), ``covered`` where a nearer surface hides it (:func:`occluded_in_right_view`; outside wins),
     ``seen`` the rest (Middlebury's and the renderer's "non-occluded"). Unknown pixels are in none.
-    disp_left: (H,W) px → {class: (H,W) bool}, classes in :data:`RIGHT_VIEW_CLASSES` order.
+    disp_left: (H,W) px → {"seen", "covered", "outside": (H,W) bool}, in that order.
 
     >>> masks = right_view_masks(np.array([[3.0, 3, 3, 3, np.inf]]))  # x < 3 lands left of the image
     >>> {name: mask.astype(int).tolist()[0] for name, mask in masks.items()}
@@ -189,6 +184,8 @@ def near_depth_edge(disp, jump: float = 1.0, radius: int = 3) -> np.ndarray:
     >>> near_depth_edge(np.array([[1.0, 1, 1, 1, 1, 5, 5]]), radius=1).astype(int).tolist()
     [[0, 0, 0, 1, 1, 1, 1]]
     """
+    import cv2  # here, not at import time: the rest of this module needs numpy only
+
     d = _numpy(disp)
     d = d.reshape(d.shape[-2:]).astype(np.float64)
     known = np.isfinite(d)
@@ -208,6 +205,8 @@ def near_depth_edge(disp, jump: float = 1.0, radius: int = 3) -> np.ndarray:
 def textureless(image: np.ndarray, window: int = 9, below: float = 2.0) -> np.ndarray:
     """Pixels whose ``window``×``window`` grey-level standard deviation is below ``below`` (8-bit
     levels): nothing for matching to lock on to. image: (H,W) grey or (H,W,3) RGB uint8 → (H,W) bool."""
+    import cv2
+
     image = np.asarray(image)
     grey = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float32)
     mean = cv2.blur(grey, (window, window))
