@@ -24,7 +24,6 @@ usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ import yaml
 from edgestereo.models import create_model
 from edgestereo.runtime.benchmark import environment
 from edgestereo.runtime.factory import create_predictor
+from edgestereo.training.progress import read_curve
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "stereonet_plus2_small_campaign.yaml"
@@ -73,8 +73,7 @@ def train(name: str, config: dict, steps: int, work: Path) -> tuple[Path, float]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{name}: training failed: " + (done.stderr.strip().splitlines() or ["?"])[-1])
-    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
-    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
+    rates = [reading.value for reading in read_curve(run_dir / "logs", "train/samples_per_s")]
     return run_dir / "checkpoints" / "last.ckpt", statistics.median(rates[len(rates) // 5 :] or rates)
 
 

@@ -27,7 +27,6 @@ usage:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -129,8 +128,9 @@ def train_rate(recipe: Path, run_dir: Path, steps: int, extra: list[str], env: d
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
     if done.returncode != 0:
         return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
-    rows = list(csv.DictReader(next(run_dir.glob("logs/version_*/metrics.csv")).open()))
-    rates = [float(row["train/samples_per_s"]) for row in rows if row.get("train/samples_per_s")]
+    from edgestereo.training.progress import read_curve  # lightning: only where a run was trained
+
+    rates = [reading.value for reading in read_curve(run_dir / "logs", "train/samples_per_s")]
     skip = 2 if len(rates) < 20 else 5
     return statistics.median(rates[skip:] or rates)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,10 @@ def test_stage_best_is_the_earlier_on_a_tie():
 def test_stage_ends_must_increase(ends):
     with pytest.raises(EdgeStereoError, match="increasing"):
         summarise_stages([Reading(100, 1.0)], ends)
+
+
+def test_reading_logs_does_not_start_lightning():
+    code = ("import sys, edgestereo.training.progress\n"
+            "print(sorted(name for name in sys.modules if name.startswith('lightning')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
